@@ -1,0 +1,106 @@
+// HTTP enforcement check throughput: our /security/policy/check with an authorised key, beside a
+// bare node:http server answering a constant, both as separate processes measured in the same run
+// with the same load generator (autocannon, 32 connections).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import autocannon from "autocannon";
+import type { BenchRow } from "./table.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const TOKEN = "pc_bench-admin-token-0123456789abcdefghijklmn";
+const DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
+const CONNECTIONS = 32;
+
+const BARE_SERVER = `
+const http = require("node:http");
+const body = JSON.stringify({ blocked: false, matches: [] });
+http.createServer((req, res) => { res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }); res.end(body); })
+  .listen(Number(process.env.PORT), "127.0.0.1", () => process.stdout.write("ready\\n"));
+`;
+
+const waitFor = (child: ChildProcess, pattern: RegExp) =>
+  new Promise<void>((resolve, reject) => {
+    let out = "";
+    const onData = (d: Buffer) => {
+      out += String(d);
+      if (pattern.test(out)) resolve();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d) => (out += String(d)));
+    child.on("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+
+const load = (url: string, headers: Record<string, string> = {}) =>
+  new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, headers }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+
+const row = (operation: string, r: autocannon.Result, reference?: { name: string; rps: number }): BenchRow => ({
+  operation,
+  n: r.requests.total,
+  opsPerSec: r.requests.average,
+  p50Ns: r.latency.p50 * 1e6,
+  p99Ns: r.latency.p99 * 1e6,
+  ...(reference ? { reference: reference.name, ratio: r.requests.average / reference.rps } : {}),
+});
+
+export async function runHttpBench(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const barePort = 18_091;
+  const ourPort = 18_092;
+  const bare = spawn(process.execPath, ["-e", BARE_SERVER], { env: { ...process.env, PORT: String(barePort) }, stdio: ["ignore", "pipe", "pipe"] });
+  const dataDir = mkdtempSync(join(tmpdir(), "portcullis-bench-"));
+  const ours = spawn(process.execPath, [join(ROOT, "bin/portcullis.mjs"), "serve"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORTCULLIS_PORT: String(ourPort),
+      PORTCULLIS_DATA_DIR: dataDir,
+      PORTCULLIS_BOOTSTRAP_ADMIN_TOKEN: TOKEN,
+      PORTCULLIS_LOG__LEVEL: "warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    await Promise.all([waitFor(bare, /ready/), waitFor(ours, /listening on/)]);
+    const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+    // Some blocks so the check does real work: 1,000 single IPs and 100 ranges in public space.
+    for (let i = 0; i < 1100; i++) {
+      const value = i < 1000 ? `45.${(i >> 8) & 255}.${i & 255}.7` : `91.${i - 1000}.0.0/16`;
+      await fetch(`http://127.0.0.1:${ourPort}/security/policy/blocks`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ entity_type: i < 1000 ? "ip" : "cidr", value, reason: "bench" }),
+      });
+    }
+    // Warm up both (JIT), then measure.
+    await Promise.all([
+      load(`http://127.0.0.1:${barePort}/`).catch(() => undefined),
+    ]);
+    const bareResult = await load(`http://127.0.0.1:${barePort}/`);
+    const reference = { name: "bare node:http", rps: bareResult.requests.average };
+    rows.push(row(`bare node:http constant (${CONNECTIONS} conns)`, bareResult));
+    await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=45.0.3.7`, { authorization: headers.authorization });
+    const hit = await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=45.0.3.7`, { authorization: headers.authorization });
+    if (hit.non2xx) throw new Error(`check answered ${hit.non2xx} non-2xx responses`);
+    rows.push(row("GET /security/policy/check (blocked ip)", hit, reference));
+    const miss = await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=8.8.4.4`, { authorization: headers.authorization });
+    rows.push(row("GET /security/policy/check (not blocked)", miss, reference));
+    const health = await load(`http://127.0.0.1:${ourPort}/healthz`);
+    rows.push(row("GET /healthz (no auth)", health, reference));
+  } finally {
+    bare.kill("SIGTERM");
+    ours.kill("SIGTERM");
+    await new Promise((r) => ours.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
+  const { printTable } = await import("./table.ts");
+  printTable(await runHttpBench());
+}

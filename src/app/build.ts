@@ -1,0 +1,187 @@
+// The composition root: builds every service once, wires plugins and routes, and returns a fastify
+// instance that is not listening (tests use inject(); server.ts listens). Background work owned by
+// the app (expiry sweep, cross-node blocklist changes) starts here and stops on close.
+import Fastify, { type FastifyInstance } from "fastify";
+import helmet from "@fastify/helmet";
+import cors from "@fastify/cors";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import fp from "fastify-plugin";
+import { randomUUID } from "node:crypto";
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import type { Config } from "../config/index.ts";
+import type { Database, Tx } from "../db/client.ts";
+import { sql } from "drizzle-orm";
+import { systemClock, type Clock } from "../lib/time.ts";
+import { auditRepo } from "../domains/audit/audit.repo.ts";
+import { auditService } from "../domains/audit/audit.service.ts";
+import { auditRoutes } from "../domains/audit/audit.routes.ts";
+import { identityRepo } from "../domains/identity/identity.repo.ts";
+import { identityService } from "../domains/identity/identity.service.ts";
+import { policyRepo } from "../domains/policy/policy.repo.ts";
+import { policyService } from "../domains/policy/policy.service.ts";
+import { policyRoutes } from "../domains/policy/policy.routes.ts";
+import { BlockIndex } from "../domains/blocklist/block-index.ts";
+import { blocklistRepo } from "../domains/blocklist/blocklist.repo.ts";
+import { blocklistService, type BlockChange, type BlockChangeFeed } from "../domains/blocklist/blocklist.service.ts";
+import { blocklistRoutes } from "../domains/blocklist/blocklist.routes.ts";
+import { authPlugin, errorsPlugin } from "./plugins.ts";
+import { systemRoutes } from "./system.routes.ts";
+import { loggerOptions } from "./logger.ts";
+
+export type BuildOptions = {
+  config: Config;
+  db: Database;
+  clock?: Clock;
+  /** false silences logs (tests); otherwise pino options derived from config. */
+  logger?: boolean;
+  /** Where log lines go (tests capture them to scan for leaked secrets). */
+  logStream?: NodeJS.WritableStream;
+  /** TLS certificate and key (PEM) when serving HTTPS. */
+  https?: { cert: Buffer; key: Buffer };
+};
+
+const BLOCKLIST_CHANNEL = "portcullis_blocklist";
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export const buildServices = (config: Config, db: Database, clock: Clock) => {
+  const audit = auditService({ repo: auditRepo(db.orm), clock });
+  const identity = identityService({ db, repo: identityRepo(db.orm), audit, clock });
+  const policy = policyService({ db, repo: policyRepo(db.orm), audit, clock });
+  // PGlite is one process: this node's own index update after commit is the whole fan-out.
+  const changeFeed: BlockChangeFeed =
+    db.kind === "postgres"
+      ? { publish: async (tx: Tx, change: BlockChange) => void (await tx.execute(sql`SELECT pg_notify(${BLOCKLIST_CHANNEL}, ${JSON.stringify(change)})`)) }
+      : { publish: async () => {} };
+  const blockIndex = new BlockIndex();
+  const blocklist = blocklistService({
+    db,
+    repo: blocklistRepo(db.orm),
+    audit,
+    clock,
+    index: blockIndex,
+    settings: config.blocklist,
+    changeFeed,
+  });
+  return { audit, identity, policy, blocklist, blockIndex };
+};
+export type Services = ReturnType<typeof buildServices>;
+
+export type RouteEntry = { method: string | string[]; url: string; config?: { permission?: string } };
+
+declare module "fastify" {
+  interface FastifyInstance {
+    services: Services;
+    /** Every registered route with its declared permission; the default-deny test walks it. */
+    routeTable: RouteEntry[];
+  }
+}
+
+export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> => {
+  const { config, db } = options;
+  const clock = options.clock ?? systemClock;
+  const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
+    logger: options.logger === false ? false : loggerOptions(config, options.logStream),
+    disableRequestLogging: !config.log.requests,
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  const services = buildServices(config, db, clock);
+  app.decorate("services", services);
+  // Keep the route option objects themselves: plugins may still set their config after this hook runs.
+  const routeTable: RouteEntry[] = [];
+  app.decorate("routeTable", routeTable);
+  app.addHook("onRoute", (route) => {
+    routeTable.push(route as RouteEntry);
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  await app.register(errorsPlugin);
+  await app.register(helmet, { global: true, contentSecurityPolicy: false, hsts: false });
+  if (config.http.corsOrigins.length) await app.register(cors, { origin: [...config.http.corsOrigins] });
+  await app.register(authPlugin, { identity: services.identity });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Portcullis API",
+        version: "0.1.0",
+        description: "Security operations control plane. Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem+json with a stable `code`.",
+      },
+      components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "Portcullis API key (pc_...)" } } },
+      security: [{ apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  // The docs UI and its assets are public; marking them here keeps the default-deny rule for everything else.
+  await app.register(
+    fp(async (docs) => {
+      docs.addHook("onRoute", (route) => {
+        if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), permission: "public" };
+      });
+      await docs.register(swaggerUi, { routePrefix: "/docs" });
+    }),
+  );
+  app.get("/openapi.json", { config: { permission: "public" }, schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(systemRoutes, { db });
+  await app.register(policyRoutes, { policy: services.policy });
+  await app.register(blocklistRoutes, { blocklist: services.blocklist });
+  await app.register(auditRoutes, { audit: services.audit });
+
+  // Background work: load the enforcement index, follow other nodes' changes, record expiries.
+  await services.blocklist.reloadIndex();
+  let stopListening: (() => Promise<void>) | undefined;
+  if (db.kind === "postgres") {
+    stopListening = await db.listen(
+      BLOCKLIST_CHANNEL,
+      (payload) => {
+        let change: BlockChange;
+        try {
+          change = JSON.parse(payload) as BlockChange;
+        } catch {
+          return;
+        }
+        services.blocklist.applyChange(change).catch((err: unknown) => app.log.error({ err }, "applying a blocklist change failed"));
+      },
+      () => {
+        services.blocklist.reloadIndex().catch((err: unknown) => app.log.error({ err }, "reloading the blocklist failed"));
+      },
+    );
+  }
+  let sweeping = false;
+  const sweepTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    services.blocklist
+      .sweepExpired()
+      .then((n) => n && app.log.info({ expired: n }, "recorded expired blocks"))
+      .catch((err: unknown) => app.log.error({ err }, "expiry sweep failed"))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.blocklist.sweepIntervalSeconds * 1000);
+  sweepTimer.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(sweepTimer);
+    services.blockIndex.close();
+    await stopListening?.();
+  });
+
+  await app.ready();
+  return app;
+};

@@ -1,0 +1,36 @@
+// The `portcullis` command: local commands (serve, migrate, config) and API-backed management
+// commands. Errors print one line and set a meaningful exit code; --json is global.
+import { Command, CommanderError } from "commander";
+import { ConfigError } from "../config/index.ts";
+import { DataDirLockedError } from "../db/pid-lock.ts";
+import { CliError } from "./client.ts";
+import { registerServerCommands } from "./server-commands.ts";
+import { registerPolicyCommands } from "./policy-commands.ts";
+
+const program = new Command("portcullis")
+  .description("Portcullis: security operations control plane")
+  .version("0.1.0")
+  .option("--json", "machine-readable JSON output")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServerCommands(program);
+registerPolicyCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  const json = process.argv.includes("--json");
+  if (error instanceof CliError) {
+    if (json && error.problem) process.stderr.write(`${JSON.stringify(error.problem)}\n`);
+    else process.stderr.write(`error: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+}

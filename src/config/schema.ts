@@ -1,0 +1,179 @@
+// The one zod schema every configuration source is validated against, plus the
+// leaf table derived from it so env names, coercion and rendering never drift from the schema.
+import { z } from "zod";
+
+export const PROFILES = ["local", "dev", "staging", "prod"] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const nonEmpty = () => z.string().min(1);
+
+export const configSchema = z.strictObject({
+  profile: z.enum(PROFILES).default("local"),
+  host: nonEmpty().default("127.0.0.1"),
+  // 0 lets the OS pick a free port, which parallel tests rely on.
+  port: z.number().int().min(0).max(65535).default(8000),
+  dataDir: nonEmpty().default("./data"),
+  databaseUrl: nonEmpty().optional(),
+  bootstrapAdminToken: z.string().min(20).optional(),
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+  debug: z.boolean().default(false),
+  // prefault (not default) so an absent section still gets its inner defaults applied.
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS).default("info"),
+      requests: z.boolean().default(true),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      bodyLimitBytes: z.number().int().min(1).default(1_048_576),
+      trustProxy: z.boolean().default(false),
+      allowInsecureHttp: z.boolean().default(false),
+      shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+      tlsCertFile: nonEmpty().optional(),
+      tlsKeyFile: nonEmpty().optional(),
+      corsOrigins: z.array(nonEmpty()).default([]),
+    })
+    .prefault({}),
+  signing: z
+    .strictObject({
+      privateKey: nonEmpty().optional(),
+    })
+    .prefault({}),
+  redisUrl: nonEmpty().optional(),
+  blocklist: z
+    .strictObject({
+      protectedNetworks: z.array(nonEmpty()).default([]),
+      maxPrefixV4: z.number().int().min(0).max(32).default(8),
+      maxPrefixV6: z.number().int().min(0).max(128).default(32),
+      sweepIntervalSeconds: z.number().int().min(1).default(30),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl"] as const;
+export type SecretPath = (typeof SECRET_PATHS)[number];
+
+// URLs keep their host/db visible when masked; operators need those to debug connectivity.
+const URL_SECRET_PATHS: ReadonlySet<string> = new Set(["databaseUrl", "redisUrl"]);
+
+export const SECRET_MASK = "********";
+
+export function isSecretPath(path: string): boolean {
+  return (SECRET_PATHS as readonly string[]).includes(path);
+}
+
+const SENSITIVE_QUERY_PARAM = /pass|secret|token|key/i;
+
+/** Masks a URL's password (and credential-like query params); anything unparseable is masked whole. */
+export function maskUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return SECRET_MASK;
+  }
+  // An "@" after the authority means a password with an unencoded "/", "?" or "#" was split
+  // into the path, so the parsed password would not cover all of it.
+  if (!url.host || `${url.pathname}${url.search}${url.hash}`.includes("@")) return SECRET_MASK;
+  if (url.password) url.password = "***";
+  for (const key of [...url.searchParams.keys()]) {
+    if (SENSITIVE_QUERY_PARAM.test(key)) url.searchParams.set(key, "***");
+  }
+  return url.toString();
+}
+
+/** The display form of a value at `path`: secrets masked, everything else unchanged. */
+export function maskValue(path: string, value: unknown): unknown {
+  if (value === undefined || value === null || !isSecretPath(path)) return value;
+  if (URL_SECRET_PATHS.has(path) && typeof value === "string") return maskUrl(value);
+  return SECRET_MASK;
+}
+
+export type LeafKind = "string" | "number" | "boolean" | "enum" | "array";
+
+export interface Leaf {
+  path: string;
+  kind: LeafKind;
+  /** true when the value may be absent from the parsed config. */
+  optional: boolean;
+  secret: boolean;
+  /** Allowed values for enums. */
+  options?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+interface Introspectable {
+  def: { type: string; innerType?: Introspectable; shape?: Record<string, Introspectable> };
+  options?: readonly string[];
+  minValue?: number | null;
+  maxValue?: number | null;
+}
+
+function collectLeaves(schema: Introspectable, prefix: string, optional: boolean, out: Map<string, Leaf>): void {
+  const { def } = schema;
+  if (def.type === "optional" && def.innerType) return collectLeaves(def.innerType, prefix, true, out);
+  if ((def.type === "default" || def.type === "prefault") && def.innerType) {
+    return collectLeaves(def.innerType, prefix, optional, out);
+  }
+  if (def.type === "object" && def.shape) {
+    for (const [key, child] of Object.entries(def.shape)) {
+      collectLeaves(child, prefix ? `${prefix}.${key}` : key, false, out);
+    }
+    return;
+  }
+  const leaf: Leaf = { path: prefix, kind: "string", optional, secret: isSecretPath(prefix) };
+  switch (def.type) {
+    case "string":
+      break;
+    case "number":
+      leaf.kind = "number";
+      if (typeof schema.minValue === "number") leaf.min = schema.minValue;
+      if (typeof schema.maxValue === "number") leaf.max = schema.maxValue;
+      break;
+    case "boolean":
+      leaf.kind = "boolean";
+      break;
+    case "enum":
+      leaf.kind = "enum";
+      leaf.options = schema.options ?? [];
+      break;
+    case "array":
+      leaf.kind = "array";
+      break;
+    default:
+      throw new Error(`config schema: unsupported type "${def.type}" at ${prefix}`);
+  }
+  out.set(prefix, leaf);
+}
+
+function buildLeaves(): ReadonlyMap<string, Leaf> {
+  const out = new Map<string, Leaf>();
+  collectLeaves(configSchema as unknown as Introspectable, "", false, out);
+  return out;
+}
+
+/** Every leaf path of the schema in declaration order, e.g. "port", "log.level". */
+export const CONFIG_LEAVES: ReadonlyMap<string, Leaf> = buildLeaves();
+
+/** Non-leaf paths ("log", "http", ...) and their child keys, for unknown-key suggestions. */
+export const CONFIG_SECTIONS: ReadonlyMap<string, readonly string[]> = (() => {
+  const sections = new Map<string, string[]>([["", []]]);
+  for (const path of CONFIG_LEAVES.keys()) {
+    const parts = path.split(".");
+    for (let i = 0; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join(".");
+      const children = sections.get(parent) ?? [];
+      const key = parts[i] as string;
+      if (!children.includes(key)) children.push(key);
+      sections.set(parent, children);
+    }
+  }
+  return sections;
+})();

@@ -1,0 +1,143 @@
+// The in-memory view of active blocks that answers enforcement checks without touching the database.
+// IP and CIDR blocks live in an immutable IpMatcher (rebuilt whole, swapped atomically) plus a small
+// overlay matcher holding changes since the last rebuild, so one new block costs a rebuild of the
+// overlay only and a check right after a write sees it. Users and API keys are exact-match maps.
+import { IpMatcher, type MatchEntry } from "./matcher.ts";
+import type { EntityType } from "./blocklist.schemas.ts";
+
+export type IndexedBlock = {
+  id: string;
+  type: EntityType;
+  value: string;
+  reason: string;
+  /** epoch ms; Infinity when the block never expires */
+  expiresAt: number;
+};
+
+const OVERLAY_LIMIT = 1024;
+const FOLD_DELAY_MS = 2_000;
+
+const toMatchEntry = (block: IndexedBlock): MatchEntry & { block: IndexedBlock } => ({
+  id: block.id,
+  kind: block.type === "cidr" ? "cidr" : "ip",
+  value: block.value,
+  expiresAt: block.expiresAt,
+  block,
+});
+
+const isIpType = (type: EntityType) => type === "ip" || type === "cidr";
+const valueKey = (type: EntityType, value: string) => `${type}\u0000${value}`;
+
+export class BlockIndex {
+  private ipBlocks = new Map<string, IndexedBlock>();
+  private base = IpMatcher.build([]);
+  private baseIds = new Set<string>();
+  private overlay = IpMatcher.build([]);
+  private overlayBlocks = new Map<string, IndexedBlock>();
+  private values = new Map<string, IndexedBlock>();
+  private valueKeyById = new Map<string, string>();
+  private foldTimer: NodeJS.Timeout | undefined;
+
+  /** Replaces everything (startup, or after a lost change feed). */
+  replaceAll(blocks: Iterable<IndexedBlock>): void {
+    this.ipBlocks = new Map();
+    this.values = new Map();
+    this.valueKeyById = new Map();
+    for (const block of blocks) {
+      if (isIpType(block.type)) this.ipBlocks.set(block.id, block);
+      else this.setValue(block);
+    }
+    this.fold();
+  }
+
+  upsert(block: IndexedBlock): void {
+    if (!isIpType(block.type)) {
+      this.setValue(block);
+      return;
+    }
+    if (this.ipBlocks.has(block.id)) return;
+    this.ipBlocks.set(block.id, block);
+    this.overlayBlocks.set(block.id, block);
+    this.overlayChanged();
+  }
+
+  remove(id: string): void {
+    const key = this.valueKeyById.get(id);
+    if (key !== undefined) {
+      this.valueKeyById.delete(id);
+      if (this.values.get(key)?.id === id) this.values.delete(key);
+      return;
+    }
+    if (!this.ipBlocks.delete(id)) return;
+    if (this.overlayBlocks.delete(id)) this.overlay = IpMatcher.build([...this.overlayBlocks.values()].map(toMatchEntry));
+    // A removed base entry is filtered at lookup (ipBlocks no longer has it) until the next fold.
+    if (this.baseIds.has(id)) this.scheduleFold();
+  }
+
+  get size(): number {
+    return this.ipBlocks.size + this.values.size;
+  }
+
+  matchIp(address: string, now: number): IndexedBlock[] {
+    const found: IndexedBlock[] = [];
+    for (const entry of this.base.match(address, now)) {
+      const block = (entry as ReturnType<typeof toMatchEntry>).block;
+      if (this.ipBlocks.has(block.id)) found.push(block);
+    }
+    if (this.overlayBlocks.size > 0) {
+      for (const entry of this.overlay.match(address, now)) found.push((entry as ReturnType<typeof toMatchEntry>).block);
+    }
+    return found;
+  }
+
+  matchValue(type: "user" | "api_key", value: string, now: number): IndexedBlock[] {
+    const block = this.values.get(valueKey(type, value));
+    return block && block.expiresAt > now ? [block] : [];
+  }
+
+  /** Active IP and CIDR values, for plain-text feeds. */
+  *ipValues(now: number): Generator<string> {
+    for (const block of this.ipBlocks.values()) if (block.expiresAt > now) yield block.value;
+  }
+
+  close(): void {
+    if (this.foldTimer) clearTimeout(this.foldTimer);
+    this.foldTimer = undefined;
+  }
+
+  private setValue(block: IndexedBlock): void {
+    const key = valueKey(block.type, block.value);
+    this.values.set(key, block);
+    this.valueKeyById.set(block.id, key);
+  }
+
+  private overlayChanged(): void {
+    if (this.overlayBlocks.size >= OVERLAY_LIMIT) {
+      this.fold();
+      return;
+    }
+    this.overlay = IpMatcher.build([...this.overlayBlocks.values()].map(toMatchEntry));
+    this.scheduleFold();
+  }
+
+  private scheduleFold(): void {
+    if (this.foldTimer) return;
+    this.foldTimer = setTimeout(() => {
+      this.foldTimer = undefined;
+      this.fold();
+    }, FOLD_DELAY_MS);
+    this.foldTimer.unref();
+  }
+
+  /** Rebuilds the base matcher from every live IP block and empties the overlay. */
+  private fold(): void {
+    if (this.foldTimer) clearTimeout(this.foldTimer);
+    this.foldTimer = undefined;
+    // Expired entries stay until the sweep removes them; the matcher ignores them at lookup.
+    const live = [...this.ipBlocks.values()];
+    this.base = IpMatcher.build(live.map(toMatchEntry));
+    this.baseIds = new Set(live.map((b) => b.id));
+    this.overlayBlocks = new Map();
+    this.overlay = IpMatcher.build([]);
+  }
+}

@@ -1,0 +1,50 @@
+// Who is calling: the authenticated principal a request carries, and the Actor that services
+// receive (principal + request id) so every audit entry names who did what, from which request.
+import { PERMISSIONS, type Permission, type Role } from "./permissions.ts";
+import { COMMON_ERRORS } from "../../lib/errors.ts";
+
+export type UserPrincipal = {
+  kind: "user";
+  userId: string;
+  username: string;
+  role: Role;
+  permissions: ReadonlySet<Permission>;
+  /** Set when the request authenticated with an API key. */
+  keyId?: string;
+  keyPrefix?: string;
+};
+
+/** The system itself: expiry sweeps, bootstrap, later the sentinel. */
+export type SystemPrincipal = { kind: "system"; name: string; permissions: ReadonlySet<Permission> };
+
+export type Principal = UserPrincipal | SystemPrincipal;
+
+export type Actor = { principal: Principal; requestId: string | null };
+
+export const systemActor = (name: string): Actor => ({
+  principal: { kind: "system", name, permissions: new Set(PERMISSIONS) },
+  requestId: null,
+});
+
+/** Stable identity for audit rows and created_by columns. */
+export const actorIdentity = (actor: Actor): { type: string; id: string; name: string } => {
+  const p = actor.principal;
+  if (p.kind === "system") return { type: "system", id: p.name, name: `system:${p.name}` };
+  return { type: "user", id: p.userId, name: p.keyPrefix ? `${p.username} (key ${p.keyPrefix})` : p.username };
+};
+
+/** Short display name used in created_by / deactivated_by columns. */
+export const actorName = (actor: Actor): string =>
+  actor.principal.kind === "system" ? `system:${actor.principal.name}` : actor.principal.username;
+
+export const hasPermission = (principal: Principal, permission: Permission): boolean => principal.permissions.has(permission);
+
+/** First line of every service method: services enforce permissions themselves, not only routes. */
+export const requirePermission = (actor: Actor, permission: Permission): void => {
+  if (!hasPermission(actor.principal, permission)) {
+    const who = actor.principal.kind === "user" ? `role ${actor.principal.role}` : `system:${actor.principal.name}`;
+    throw COMMON_ERRORS.FORBIDDEN(`this needs the permission ${permission}, which ${who} does not have`, {
+      required_permission: permission,
+    });
+  }
+};

@@ -1,0 +1,120 @@
+// Test harness: a real database per suite (in-memory PGlite, and a fresh PostgreSQL database when
+// PORTCULLIS_TEST_DATABASE_URL is set) and an app built on it with a known admin token.
+// Under CI=true a missing PostgreSQL URL is an error, not a silent skip.
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import pg from "pg";
+import type { FastifyInstance } from "fastify";
+import { loadConfig, type Config } from "../../src/config/index.ts";
+import { openDatabase, type Database } from "../../src/db/client.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { buildApp } from "../../src/app/build.ts";
+import type { Clock } from "../../src/lib/time.ts";
+
+export type DbKind = "pglite" | "postgres";
+
+const pgUrl = process.env.PORTCULLIS_TEST_DATABASE_URL;
+if (process.env.CI === "true" && !pgUrl) {
+  throw new Error("CI=true but PORTCULLIS_TEST_DATABASE_URL is not set: the PostgreSQL suite would be skipped");
+}
+
+/** The database kinds every integration suite runs against. */
+export const DB_KINDS: DbKind[] = pgUrl ? ["pglite", "postgres"] : ["pglite"];
+
+export const withDatabase = (url: string, database: string) => {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+};
+
+/** A fresh, empty database; close() drops it (PostgreSQL) or discards it (PGlite). */
+export const openTestDatabase = async (kind: DbKind): Promise<Database & { url?: string }> => {
+  if (kind === "pglite") return openDatabase({});
+  const name = `pc_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = withDatabase(pgUrl!, name);
+  const db = await openDatabase({ databaseUrl: url, poolSize: 12 });
+  return {
+    ...db,
+    url,
+    close: async () => {
+      await db.close();
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+};
+
+export const testConfig = (flags: Record<string, unknown> = {}): Config =>
+  loadConfig({ flags: { "log.level": "warn", ...flags }, env: {}, cwd: process.cwd() }).config;
+
+export const ADMIN_TOKEN = "pc_test-admin-token-0123456789abcdefghijkl";
+
+export type TestApp = {
+  app: FastifyInstance;
+  db: Database & { url?: string };
+  adminToken: string;
+  /** Every log line the app wrote (JSON), for leak scans. */
+  logs: string[];
+  auth: (token?: string) => { authorization: string };
+  close(): Promise<void>;
+};
+
+export const createTestApp = async (
+  kind: DbKind,
+  options: { config?: Record<string, unknown>; clock?: Clock } = {},
+): Promise<TestApp> => {
+  const db = await openTestDatabase(kind);
+  await migrate(db);
+  const logs: string[] = [];
+  const logStream = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
+  const app = await buildApp({ config: testConfig(options.config), db, logStream, ...(options.clock ? { clock: options.clock } : {}) });
+  await app.services.identity.bootstrapAdmin(ADMIN_TOKEN);
+  return {
+    app,
+    db,
+    adminToken: ADMIN_TOKEN,
+    logs,
+    auth: (token = ADMIN_TOKEN) => ({ authorization: `Bearer ${token}` }),
+    close: async () => {
+      await app.close();
+      await db.close();
+    },
+  };
+};
+
+/** A user with `role` and an API key for it, written through the identity tables (real storage). */
+export const createKeyForRole = async (db: Database, role: "viewer" | "analyst" | "approver" | "executor" | "admin") => {
+  const { identityRepo } = await import("../../src/domains/identity/identity.repo.ts");
+  const { sha256Hex } = await import("../../src/lib/crypto.ts");
+  const { generateApiKey, visiblePrefix } = await import("../../src/domains/identity/identity.service.ts");
+  const repo = identityRepo(db.orm);
+  const userId = crypto.randomUUID();
+  const token = generateApiKey();
+  const now = new Date();
+  await repo.insertUser({ id: userId, username: `${role}-${userId.slice(0, 8)}`, role, disabled: false, createdAt: now, createdBy: "test" });
+  await repo.insertApiKey({
+    id: crypto.randomUUID(),
+    prefix: visiblePrefix(token),
+    keyHash: sha256Hex(token),
+    name: `${role} test key`,
+    userId,
+    role,
+    createdAt: now,
+    createdBy: "test",
+    expiresAt: null,
+    revokedAt: null,
+    revokedBy: null,
+  });
+  return { token, userId, prefix: visiblePrefix(token) };
+};
