@@ -108,7 +108,9 @@ describe.each(DB_KINDS)("HTTP contract on %s", (kind) => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/security/policy/", "/security/policy/blocks", "/security/policy/check"]));
     const create = doc.paths["/security/policy/blocks"].post;
-    expect(JSON.stringify(create.requestBody)).toContain("entity_type");
+    expect(create.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/BlockCreateInput");
+    expect(Object.keys(doc.components.schemas.BlockCreateInput.properties)).toEqual(["entity_type", "value", "reason", "expires_at", "force"]);
+    expect(doc.components.schemas.BlockCreateInput.additionalProperties).toBe(false);
     const docs = await t.app.inject({ method: "GET", url: "/docs/" });
     expect(docs.statusCode).toBe(200);
     expect(docs.body).toContain("swagger");

@@ -28,7 +28,6 @@ const start = (env: Record<string, string>): Proc => {
   const child = spawn("npm", ["start", "--silent"], {
     cwd: ROOT,
     env: { ...process.env, PORTCULLIS_LOG__LEVEL: "warn", ...env },
-    detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout!.on("data", (d) => (out += String(d)));
@@ -52,8 +51,9 @@ const waitReady = async (url: string, proc: Proc, timeoutMs = 60_000) => {
   throw new Error(`server not ready in time:\n${proc.output()}`);
 };
 
+// SIGTERM to npm, which forwards it to the server; npm then exits with the server's exit code.
 const stop = async (proc: Proc) => {
-  process.kill(-proc.child.pid!, "SIGTERM");
+  process.kill(proc.child.pid!, "SIGTERM");
   return proc.exited;
 };
 

@@ -2,7 +2,7 @@
 // permission checks. Wrapped with fastify-plugin so they apply to every route.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { COMMON_ERRORS } from "../lib/errors.ts";
+import { COMMON_ERRORS, validationError } from "../lib/errors.ts";
 import type { IdentityService } from "../domains/identity/identity.service.ts";
 import type { RoutePermission } from "../domains/identity/permissions.ts";
 import type { Actor, Principal } from "../domains/identity/principal.ts";
@@ -18,7 +18,25 @@ declare module "fastify" {
   }
 }
 
+/** Path of the first string containing NUL (PostgreSQL text cannot hold it), or undefined. */
+const findNul = (value: unknown, path: string, depth = 0): string | undefined => {
+  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+  if (depth > 32 || value === null || typeof value !== "object") return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = findNul(inner, path ? `${path}.${key}` : key, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+};
+
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
+  app.addHook("preValidation", async (request) => {
+    for (const [where, value] of [["query", request.query], ["path", request.params], ["body", request.body]] as const) {
+      const path = findNul(value, "");
+      if (path !== undefined)
+        throw validationError([{ path, message: "contains a NUL character" }], `${where} ${path || "(root)"}: contains a NUL character`);
+    }
+  });
   app.setErrorHandler(async (error, request, reply) => {
     const appError = toAppError(error);
     if (appError.status >= 500) request.log.error({ err: error }, "request failed");

@@ -1,7 +1,7 @@
 // Turns any thrown error into an RFC 9457 problem+json body. Our AppErrors carry their status and
 // code; fastify and zod errors are mapped to stable codes; anything else is a masked 500.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from "fastify-type-provider-zod";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AppError, COMMON_ERRORS, type FieldIssue } from "../lib/errors.ts";
 
 export type Problem = {
@@ -34,8 +34,7 @@ const fromValidation = (error: FastifyError): AppError => {
   const issues: FieldIssue[] = [];
   for (const v of error.validation ?? []) {
     const base = v.instancePath.replace(/^\//, "").replaceAll("/", ".");
-    const params = v.params as { issue?: { code?: string; keys?: string[] } } | undefined;
-    const keys = params?.issue?.code === "unrecognized_keys" ? (params.issue.keys ?? []) : [];
+    const keys = v.keyword === "unrecognized_keys" ? ((v.params as { keys?: string[] }).keys ?? []) : [];
     if (keys.length) for (const key of keys) issues.push({ path: base ? `${base}.${key}` : key, message: "unknown field" });
     else issues.push({ path: base, message: v.message ?? "invalid" });
   }
@@ -47,7 +46,7 @@ export const toAppError = (error: unknown): AppError => {
   if (error instanceof AppError) return error;
   const fe = error as FastifyError;
   if (hasZodFastifySchemaValidationErrors(fe)) return fromValidation(fe);
-  if (isResponseSerializationError(fe)) return COMMON_ERRORS.INTERNAL_ERROR("an internal error occurred");
+  if (fe && typeof fe === "object" && fe.code === "FST_ERR_RESPONSE_SERIALIZATION") return COMMON_ERRORS.INTERNAL_ERROR("an internal error occurred");
   if (fe && typeof fe.code === "string" && FASTIFY_CODES[fe.code]) return FASTIFY_CODES[fe.code]!(fe);
   if (fe && fe.statusCode === 429) return COMMON_ERRORS.RATE_LIMITED(fe.message);
   if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {

@@ -1,7 +1,7 @@
 // Blocked entities (IPs, CIDR ranges, users, API keys): creation with guardrails, deactivation,
 // exact expiry, listing, and the enforcement check served from the in-memory BlockIndex.
 // Writes are audited in their transaction and published to other nodes through the change feed.
-import { randomUUID } from "node:crypto";
+import { uuidv7 } from "../../lib/ids.ts";
 import type { Database, Tx } from "../../db/client.ts";
 import { isUniqueViolation } from "../../db/errors.ts";
 import { COMMON_ERRORS, defineErrors } from "../../lib/errors.ts";
@@ -151,7 +151,7 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
         expiredNow = await recordExpiredIn(tx, now, 10, { type: input.entity_type, value });
         const inserted = await repo.insert(
           {
-            id: randomUUID(),
+            id: uuidv7(),
             entityType: input.entity_type,
             value,
             reason: input.reason,

@@ -1,7 +1,7 @@
 // Identity for the foundation: the bootstrap admin and API-key authentication. Keys are stored as
 // SHA-256 hashes with a visible prefix; the secret is shown once, at creation. Full user and key
 // management (login, OIDC, key minting) builds on this service.
-import { randomUUID } from "node:crypto";
+import { uuidv7 } from "../../lib/ids.ts";
 import type { Database } from "../../db/client.ts";
 import { defineErrors } from "../../lib/errors.ts";
 import { randomToken, sha256Hex } from "../../lib/crypto.ts";
@@ -49,8 +49,8 @@ export const identityService = ({ db, repo, audit, clock, cacheTtlMs = 5_000 }: 
       if ((await repo.countUsers(tx)) > 0) return undefined;
       const now = clock.now();
       const actor = systemActor("bootstrap");
-      const userId = randomUUID();
-      const keyId = randomUUID();
+      const userId = uuidv7();
+      const keyId = uuidv7();
       const token = presetToken ?? generateApiKey();
       const prefix = visiblePrefix(token);
       await repo.insertUser({ id: userId, username: "admin", role: "admin", disabled: false, createdAt: now, createdBy: "system:bootstrap" }, tx);
