@@ -33,10 +33,11 @@ const waitFor = (child: ChildProcess, pattern: RegExp) =>
     child.on("exit", (code) => reject(new Error(`exited ${code}: ${out}`)));
   });
 
-const load = (url: string, headers: Record<string, string> = {}) =>
+const load = (url: string, headers: Record<string, string> = {}, duration = DURATION_S) =>
   new Promise<autocannon.Result>((resolve, reject) => {
-    autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, headers }, (err, result) => (err ? reject(err) : resolve(result)));
+    autocannon({ url, connections: CONNECTIONS, duration, headers }, (err, result) => (err ? reject(err) : resolve(result)));
   });
+const WARMUP_S = 3;
 
 const row = (operation: string, r: autocannon.Result, reference?: { name: string; rps: number }): BenchRow => ({
   operation,
@@ -76,14 +77,12 @@ export async function runHttpBench(): Promise<BenchRow[]> {
         body: JSON.stringify({ entity_type: i < 1000 ? "ip" : "cidr", value, reason: "bench" }),
       });
     }
-    // Warm up both (JIT), then measure.
-    await Promise.all([
-      load(`http://127.0.0.1:${barePort}/`).catch(() => undefined),
-    ]);
+    // Each target is warmed up (JIT) before it is measured.
+    await load(`http://127.0.0.1:${barePort}/`, {}, WARMUP_S);
     const bareResult = await load(`http://127.0.0.1:${barePort}/`);
     const reference = { name: "bare node:http", rps: bareResult.requests.average };
     rows.push(row(`bare node:http constant (${CONNECTIONS} conns)`, bareResult));
-    await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=45.0.3.7`, { authorization: headers.authorization });
+    await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=45.0.3.7`, { authorization: headers.authorization }, WARMUP_S);
     const hit = await load(`http://127.0.0.1:${ourPort}/security/policy/check?ip=45.0.3.7`, { authorization: headers.authorization });
     if (hit.non2xx) throw new Error(`check answered ${hit.non2xx} non-2xx responses`);
     rows.push(row("GET /security/policy/check (blocked ip)", hit, reference));

@@ -1,7 +1,7 @@
 // The composition root: builds every service once, wires plugins and routes, and returns a fastify
 // instance that is not listening (tests use inject(); server.ts listens). Background work owned by
 // the app (expiry sweep, cross-node blocklist changes) starts here and stops on close.
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import helmet from "@fastify/helmet";
 import cors from "@fastify/cors";
 import swagger from "@fastify/swagger";
@@ -83,7 +83,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
     logger: options.logger === false ? false : loggerOptions(config, options.logStream),
-    disableRequestLogging: !config.log.requests,
+    logController: new LogController({ disableRequestLogging: !config.log.requests }),
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },

@@ -1,18 +1,61 @@
-// pino settings: JSON lines, request id on every line, and redaction of anything secret-shaped.
+// pino settings: JSON lines with the request id on every line, and secrets masked at any depth.
+// Masking walks each logged object by key name rather than using pino's path-based redaction: paths
+// cannot say "at any depth", and path redaction also runs on every per-request child logger, which
+// cost ~5% of the enforcement check's throughput.
 import type { FastifyServerOptions } from "fastify";
 import type { Config } from "../config/index.ts";
 
-const SECRET_KEYS = ["authorization", "x-api-key", "x-honeypot-key", "cookie", "password", "token", "secret", "api_key", "apiKey", "privateKey", "bootstrapAdminToken", "databaseUrl"];
+/** Keys whose values never reach a log line, compared case-insensitively with -, _ removed. */
+const SECRET_KEY_NAMES = [
+  "authorization",
+  "xapikey",
+  "xhoneypotkey",
+  "cookie",
+  "setcookie",
+  "password",
+  "token",
+  "secret",
+  "apikey",
+  "privatekey",
+  "bootstrapadmintoken",
+  "databaseurl",
+  "redisurl",
+  "refreshtoken",
+  "accesstoken",
+];
+const SECRET_KEYS = new Set(SECRET_KEY_NAMES);
+const isSecretKey = (key: string) => SECRET_KEYS.has(key.toLowerCase().replace(/[-_]/g, ""));
+export const REDACTED = "[redacted]";
 
-/** Redaction paths for each secret key at the top level and a few levels down. */
-export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => {
-  const key = /^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`;
-  const dot = key.startsWith("[") ? "" : ".";
-  return [`${key}`, `*${dot}${key}`, `*.*${dot}${key}`, `*.*.*${dot}${key}`, `req.headers${dot}${key}`];
-});
+/** A copy of `value` with secret-named keys masked at any depth; unchanged objects are returned as is. */
+export const maskSecrets = (value: unknown, depth = 0, seen = new WeakSet<object>()): unknown => {
+  if (value === null || typeof value !== "object" || depth > 16) return value;
+  if (seen.has(value)) return value;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    value.forEach((item, i) => {
+      const masked = maskSecrets(item, depth + 1, seen);
+      if (masked !== item) (copy ??= [...value])[i] = masked;
+    });
+    return copy ?? value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  const source = value as Record<string, unknown>;
+  const keys = value instanceof Error ? [...Object.keys(value), "message", "stack"] : Object.keys(value);
+  for (const key of keys) {
+    const inner = source[key];
+    const masked = isSecretKey(key) && inner !== undefined && inner !== null ? REDACTED : maskSecrets(inner, depth + 1, seen);
+    if (masked !== inner) {
+      copy ??= value instanceof Error ? { type: value.name, message: value.message, stack: value.stack, ...source } : { ...source };
+      copy[key] = masked;
+    }
+  }
+  return copy ?? value;
+};
 
 export const loggerOptions = (config: Config, stream?: NodeJS.WritableStream): FastifyServerOptions["logger"] => ({
   level: config.log.level,
-  redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+  formatters: { log: (object) => maskSecrets(object) as Record<string, unknown> },
   ...(stream ? { stream } : {}),
 });

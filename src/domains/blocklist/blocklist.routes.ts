@@ -77,6 +77,9 @@ export const blocklistRoutes: FastifyPluginAsyncZod<{ blocklist: BlocklistServic
     "/security/policy/check",
     {
       config: { permission: "blocklist:check" },
+      // The hot path of every enforcement point: the service builds this body with exactly the schema's
+      // fields, so plain JSON.stringify replaces the zod encode pass (~5% of the route's cost).
+      serializerCompiler: () => (data) => JSON.stringify(data),
       schema: {
         tags: ["blocklist"],
         summary: "Is this IP, user or API key blocked? Answered from memory.",

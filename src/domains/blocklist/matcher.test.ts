@@ -155,6 +155,23 @@ describe("IpMatcher basics", () => {
     expect(ids(m.match("2001:db8::1", 1000))).toEqual([]);
   });
 
+  it("decides expiry exactly around whole seconds, fractional ms and odd values", () => {
+    const t = 1_700_000_000_000;
+    const expiries = [t, t + 1, t + 999, t + 1000, t + 1000.5, t - 0.25, 0, -5, 1, 999, 1000, 1001, 2 ** 53, 1e300];
+    const rnd = mulberry32(99);
+    for (let i = 0; i < 300; i++) expiries.push(t + Math.round((rnd() - 0.5) * 6000) + (rnd() < 0.3 ? rnd() : 0));
+    const entries = expiries.map((x, i) => ip(`e${i}`, `10.0.${i >> 8}.${i & 255}`, x));
+    const m = IpMatcher.build(entries);
+    for (const e of entries) {
+      const x = e.expiresAt;
+      for (const now of [x - 1001, x - 1000, x - 1, x - 0.5, x, x + 0.5, x + 1, x + 999, x + 1000, t, t + 500, -10, 0]) {
+        const want = x > now;
+        expect([e.value, x, now, m.isBlocked(e.value, now)]).toEqual([e.value, x, now, want]);
+        expect([e.value, x, now, m.match(e.value, now).length]).toEqual([e.value, x, now, want ? 1 : 0]);
+      }
+    }
+  });
+
   it("never expires Infinity entries and decides from a build-time snapshot", () => {
     const entry = ip("a", "1.2.3.4");
     const m = IpMatcher.build([entry]);

@@ -15,39 +15,49 @@ export type MatchEntry = {
 export type RejectedEntry = { id: string; value: string; reason: string };
 
 /*
- * Layout, per family: CIDR blocks are either nested or disjoint, so a sweep over blocks sorted by (start asc,
- * size desc) keeps the blocks covering the sweep position on a stack, innermost on top. Each time the stack
- * changes we close an elementary segment [start, end] and copy the stack (top first = most specific first) into
- * the flat `list`. Gaps with no covering block get no segment, so a lookup checks `address <= end`.
+ * Layout. CIDR blocks are either nested or disjoint, so a sweep over blocks sorted by (start asc, size desc)
+ * keeps the blocks covering the sweep position on a stack, innermost on top. Each time the stack changes we
+ * close an elementary segment [start, end] and copy the stack (top first = most specific first) into the flat
+ * `list`. Address ranges no block covers get no segment, so a lookup also checks `address <= end`.
  *
- *   starts/ends   Uint32Array, stride 1 (IPv4) or 4 big-endian words (IPv6), sorted, disjoint
- *   offsets       Uint32Array(segments + 1): segment i's entries are list[offsets[i] .. offsets[i+1])
- *   list          Int32Array of entry indices
- *   expiry        Float64Array(2 * segments): min and max expiresAt over the segment's entries. isBlocked is
- *                 "max > now" and never touches list or per-entry data; match skips per-entry expiry reads
- *                 when "min > now". Each of those would otherwise be a cache miss at 1M entries.
- *   buckets       Uint32Array(65537): buckets[h] = first segment whose start has top 16 bits >= h, so the
- *                 binary search runs over one /16's (IPv6: one /16's) segments instead of all of them
+ * Both families:
+ *   offsets     Uint32Array(segments + 1): segment i's entries are list[offsets[i] .. offsets[i+1])
+ *   list        Int32Array of entry indices
+ *   expiry      Float64Array(2 * segments): exact min and max expiresAt of segment i's entries. isBlocked is
+ *               "max > now" and never reads list or per-entry data; match skips per-entry expiry reads when
+ *               "min > now".
+ *   buckets     Uint32Array(65537): buckets[h] = first segment whose start's top 16 bits are >= h, so the
+ *               binary search only spans the segments starting in the address's top-16-bit bucket.
+ * IPv6:
+ *   starts/ends Uint32Array, 4 big-endian words per segment, compared lexicographically.
+ * IPv4 (tuned for the hot path, where each dependent cache miss costs more than the arithmetic):
+ *   startLow    Uint16Array: low 16 bits of each start; with buckets that is the whole start, at half the
+ *               bytes, so the search mostly stays in L2 even at 1M entries.
+ *   hot         Uint32Array(2 * segments): [end, max expiry in whole seconds rounded up], one cache line
+ *               per lookup instead of separate end and expiry reads. The coarse expiry decides unless `now`
+ *               falls in the same second as the max expiry; then the exact value in `expiry` decides.
  *
- * Memory is sum over segments of the nesting depth: cheap for the usual mostly-disjoint lists, but a few
- * wide blocks (/9 ... /12) over many single IPs multiply it (the 1M-entry bench is that worst case).
+ * Memory is the sum over segments of the nesting depth: cheap for the usual mostly-disjoint lists, but wide
+ * blocks (/9 ... /12) over many single IPs multiply it (the random 1M-entry bench is that worst case).
  */
-type SegmentTable = {
+type Table = {
   readonly count: number;
-  readonly starts: Uint32Array;
-  readonly ends: Uint32Array;
   readonly offsets: Uint32Array;
   readonly list: Int32Array;
   readonly expiry: Float64Array;
   readonly buckets: Uint32Array;
 };
 
+type V4Table = Table & { readonly startLow: Uint16Array; readonly hot: Uint32Array };
+
+type V6Table = Table & { readonly starts: Uint32Array; readonly ends: Uint32Array };
+
+// Coarse expiry codes in V4Table.hot.
+const COARSE_NEVER = 0xffffffff;
+const COARSE_EXACT = 0;
+
 // Hot-path scratch for the parsed IPv6 address; lookups are synchronous, so one per module is enough.
 const addr6 = new Uint32Array(4);
-
-const EMPTY_U32 = new Uint32Array(0);
-const EMPTY_I32 = new Int32Array(0);
-const EMPTY_F64 = new Float64Array(0);
 
 export class IpMatcher {
   /** Number of usable entries (rejected ones excluded), expired or not. */
@@ -58,10 +68,10 @@ export class IpMatcher {
   readonly #entries: readonly MatchEntry[];
   // Copied at build so a caller mutating its entry objects cannot change decisions of a built matcher.
   readonly #expiresAt: Float64Array;
-  readonly #v4: SegmentTable;
-  readonly #v6: SegmentTable;
+  readonly #v4: V4Table;
+  readonly #v6: V6Table;
 
-  private constructor(entries: readonly MatchEntry[], expiresAt: Float64Array, v4: SegmentTable, v6: SegmentTable, rejected: readonly RejectedEntry[]) {
+  private constructor(entries: readonly MatchEntry[], expiresAt: Float64Array, v4: V4Table, v6: V6Table, rejected: readonly RejectedEntry[]) {
     this.#entries = entries;
     this.#expiresAt = expiresAt;
     this.#v4 = v4;
@@ -80,106 +90,29 @@ export class IpMatcher {
     const rejected: RejectedEntry[] = [];
     const kept: MatchEntry[] = [];
     const expiresAt = new Float64Array(n);
-    // Parsed ranges, per family, indexed by position in `kept`; sized for the worst case and trimmed later.
-    const v4First = new Uint32Array(n);
-    const v4Last = new Uint32Array(n);
-    const v4Prefix = new Uint8Array(n);
-    const v4Entry = new Int32Array(n);
-    let n4 = 0;
-    const v6First = new Uint32Array(n * 4);
-    const v6Last = new Uint32Array(n * 4);
-    const v6Prefix = new Uint8Array(n);
-    const v6Entry = new Int32Array(n);
-    let n6 = 0;
+    const r4 = new RangeSet(1, n);
+    const r6 = new RangeSet(4, n);
     const w = new Uint32Array(4);
 
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      const value = e.value;
-      const reject = (reason: string) => void rejected.push({ id: String(e.id), value: String(value), reason });
-      if (typeof e.expiresAt !== "number" || Number.isNaN(e.expiresAt)) {
-        reject("expiresAt is not a number");
+      const problem = parseEntry(e, w);
+      if (problem !== null) {
+        rejected.push({ id: String(e.id), value: String(e.value), reason: problem });
         continue;
       }
-      if (typeof value !== "string") {
-        reject("value is not a string");
-        continue;
-      }
-      const slash = value.indexOf("/");
-      let prefix: number;
-      let addressText: string;
-      if (e.kind === "ip") {
-        if (slash >= 0) {
-          reject('kind "ip" with a CIDR value');
-          continue;
-        }
-        addressText = value;
-        prefix = -1;
-      } else if (e.kind === "cidr") {
-        if (slash < 0) {
-          reject('kind "cidr" without a prefix');
-          continue;
-        }
-        addressText = value.slice(0, slash);
-        prefix = parsePrefix(value, slash + 1);
-        if (prefix < 0) {
-          reject("bad prefix length");
-          continue;
-        }
-      } else {
-        reject(`unknown kind ${JSON.stringify(e.kind)}`);
-        continue;
-      }
-
-      let family: 4 | 6;
-      let v4 = parseIpv4ToUint32(addressText);
-      if (v4 >= 0) {
-        family = 4;
-        if (prefix < 0) prefix = 32;
-      } else if (parseIpv6ToWords(addressText, w, 0)) {
-        if (prefix < 0) prefix = 128;
-        if (isV4MappedWords(w) && prefix >= 96) {
-          family = 4;
-          v4 = w[3]!;
-          prefix -= 96;
-        } else {
-          family = 6;
-        }
-      } else {
-        reject("not an IP address");
-        continue;
-      }
-      if (prefix > (family === 4 ? 32 : 128)) {
-        reject("prefix length out of range");
-        continue;
-      }
-
       const k = kept.length;
       kept.push(e);
       expiresAt[k] = e.expiresAt;
-      if (family === 4) {
-        const mask = maskForBits(prefix);
-        v4First[n4] = (v4 & mask) >>> 0;
-        v4Last[n4] = ((v4 & mask) | ~mask) >>> 0;
-        v4Prefix[n4] = prefix;
-        v4Entry[n4] = k;
-        n4++;
-      } else {
-        for (let j = 0; j < 4; j++) {
-          const mask = maskForBits(prefix - 32 * j);
-          v6First[n6 * 4 + j] = (w[j]! & mask) >>> 0;
-          v6Last[n6 * 4 + j] = ((w[j]! & mask) | ~mask) >>> 0;
-        }
-        v6Prefix[n6] = prefix;
-        v6Entry[n6] = k;
-        n6++;
-      }
+      // parseEntry leaves the family in parsedFamily, the prefix in parsedPrefix and the address in w.
+      if (parsedFamily === 4) r4.add(w, 3, parsedPrefix, k);
+      else r6.add(w, 0, parsedPrefix, k);
     }
 
-    const v4 = sweep(1, n4, v4First, v4Last, v4Prefix, v4Entry, expiresAt);
-    const v6 = sweep(4, n6, v6First, v6Last, v6Prefix, v6Entry, expiresAt);
-    const trimmedExpiry = kept.length === n ? expiresAt : expiresAt.slice(0, kept.length);
-    return new IpMatcher(Object.freeze(kept), trimmedExpiry, v4, v6, Object.freeze(rejected));
+    const finalExpiry = kept.length === n ? expiresAt : expiresAt.slice(0, kept.length);
+    const s4 = sweep(r4, finalExpiry);
+    const s6 = sweep(r6, finalExpiry);
+    return new IpMatcher(Object.freeze(kept), finalExpiry, toV4Table(s4), toV6Table(s6), Object.freeze(rejected));
   }
 
   /**
@@ -188,20 +121,33 @@ export class IpMatcher {
    */
   match(address: string, now: number): MatchEntry[] {
     const out: MatchEntry[] = [];
-    const seg = this.#locate(address);
-    if (seg === null) return out;
-    const { offsets, list, expiry } = seg.table;
-    const i = seg.index;
+    let table: Table;
+    let i: number;
+    const a = parseIpv4ToUint32(address);
+    if (a >= 0) {
+      table = this.#v4;
+      i = findV4(this.#v4, a);
+    } else {
+      if (!parseIpv6ToWords(address, addr6, 0)) return out;
+      if (isV4MappedWords(addr6)) {
+        table = this.#v4;
+        i = findV4(this.#v4, addr6[3]!);
+      } else {
+        table = this.#v6;
+        i = findV6(this.#v6, addr6);
+      }
+    }
+    if (i < 0) return out;
+    const { offsets, list, expiry } = table;
     if (!(expiry[2 * i + 1]! > now)) return out;
     const entries = this.#entries;
-    const start = offsets[i]!;
     const end = offsets[i + 1]!;
     if (expiry[2 * i]! > now) {
-      for (let p = start; p < end; p++) out.push(entries[list[p]!]!);
+      for (let p = offsets[i]!; p < end; p++) out.push(entries[list[p]!]!);
       return out;
     }
     const expiresAt = this.#expiresAt;
-    for (let p = start; p < end; p++) {
+    for (let p = offsets[i]!; p < end; p++) {
       const idx = list[p]!;
       if (expiresAt[idx]! > now) out.push(entries[idx]!);
     }
@@ -211,22 +157,12 @@ export class IpMatcher {
   /** Whether any unexpired entry covers the address; allocation-free for IPv4 and IPv6 text. */
   isBlocked(address: string, now: number): boolean {
     const a = parseIpv4ToUint32(address);
-    let table: SegmentTable;
-    let index: number;
-    if (a >= 0) {
-      table = this.#v4;
-      index = findV4(table, a);
-    } else {
-      if (!parseIpv6ToWords(address, addr6, 0)) return false;
-      if (isV4MappedWords(addr6)) {
-        table = this.#v4;
-        index = findV4(table, addr6[3]!);
-      } else {
-        table = this.#v6;
-        index = findV6(table, addr6);
-      }
-    }
-    return index >= 0 && table.expiry[2 * index + 1]! > now;
+    if (a >= 0) return v4Blocked(this.#v4, a, now);
+    if (!parseIpv6ToWords(address, addr6, 0)) return false;
+    if (isV4MappedWords(addr6)) return v4Blocked(this.#v4, addr6[3]!, now);
+    const t = this.#v6;
+    const i = findV6(t, addr6);
+    return i >= 0 && t.expiry[2 * i + 1]! > now;
   }
 
   /** Bytes held in typed arrays plus the entry reference array (entry objects themselves are the caller's). */
@@ -237,7 +173,11 @@ export class IpMatcher {
       this.#expiresAt.byteLength +
       this.#entries.length * 8 +
       tableBytes(t4) +
-      tableBytes(t6)
+      t4.startLow.byteLength +
+      t4.hot.byteLength +
+      tableBytes(t6) +
+      t6.starts.byteLength +
+      t6.ends.byteLength
     );
   }
 
@@ -250,70 +190,52 @@ export class IpMatcher {
       v6ListLength: this.#v6.list.length,
     };
   }
-
-  #locate(address: string): { table: SegmentTable; index: number } | null {
-    const a = parseIpv4ToUint32(address);
-    if (a >= 0) {
-      const index = findV4(this.#v4, a);
-      return index < 0 ? null : { table: this.#v4, index };
-    }
-    if (!parseIpv6ToWords(address, addr6, 0)) return null;
-    if (isV4MappedWords(addr6)) {
-      const index = findV4(this.#v4, addr6[3]!);
-      return index < 0 ? null : { table: this.#v4, index };
-    }
-    const index = findV6(this.#v6, addr6);
-    return index < 0 ? null : { table: this.#v6, index };
-  }
 }
 
 export function matcherMemoryBytes(m: IpMatcher): number {
   return m.memoryBytes();
 }
 
-function tableBytes(t: SegmentTable): number {
-  return t.starts.byteLength + t.ends.byteLength + t.offsets.byteLength + t.list.byteLength + t.expiry.byteLength + t.buckets.byteLength;
+function tableBytes(t: Table): number {
+  return t.offsets.byteLength + t.list.byteLength + t.expiry.byteLength + t.buckets.byteLength;
 }
 
-function maskForBits(bits: number): number {
-  if (bits <= 0) return 0;
-  if (bits >= 32) return 0xffffffff;
-  return (-1 << (32 - bits)) >>> 0;
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Lookup
 
-// Same rule as normalizeCidr: decimal digits, no leading zero, at most three digits.
-function parsePrefix(text: string, from: number): number {
-  const n = text.length - from;
-  if (n <= 0 || n > 3) return -1;
-  if (n > 1 && text.charCodeAt(from) === 0x30) return -1;
-  let v = 0;
-  for (let i = from; i < text.length; i++) {
-    const d = text.charCodeAt(i) - 0x30;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-/** Index of the segment containing `a`, or -1. */
-function findV4(t: SegmentTable, a: number): number {
-  const starts = t.starts;
+/** Index of the IPv4 segment containing `a`, or -1. */
+function findV4(t: V4Table, a: number): number {
   const h = a >>> 16;
-  const bucketStart = t.buckets[h]!;
-  let lo = bucketStart;
+  const low = a & 0xffff;
+  const startLow = t.startLow;
+  let lo = t.buckets[h]!;
   let hi = t.buckets[h + 1]!;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (starts[mid]! <= a) lo = mid + 1;
+    if (startLow[mid]! <= low) lo = mid + 1;
     else hi = mid;
   }
-  // lo - 1 may be the last segment of an earlier /16 that runs into this one.
+  // lo - 1 may be the last segment of an earlier bucket that runs into this one.
   const i = lo - 1;
-  if (i < 0 || t.ends[i]! < a) return -1;
+  if (i < 0 || t.hot[2 * i]! < a) return -1;
   return i;
 }
 
-function findV6(t: SegmentTable, a: Uint32Array): number {
+function v4Blocked(t: V4Table, a: number, now: number): boolean {
+  const i = findV4(t, a);
+  if (i < 0) return false;
+  const c = t.hot[2 * i + 1]!;
+  if (c === COARSE_NEVER) return Infinity > now;
+  // c encodes max expiry in ((c - 1) * 1000, c * 1000].
+  if (c !== COARSE_EXACT) {
+    if (now <= (c - 1) * 1000) return true;
+    if (now >= c * 1000) return false;
+  }
+  return t.expiry[2 * i + 1]! > now;
+}
+
+/** Index of the IPv6 segment containing the address in a[0..3], or -1. */
+function findV6(t: V6Table, a: Uint32Array): number {
   const starts = t.starts;
   const a0 = a[0]!;
   const a1 = a[1]!;
@@ -352,46 +274,163 @@ function findV6(t: SegmentTable, a: Uint32Array): number {
   return ends[o + 3]! >= a3 ? i : -1;
 }
 
-// `stride` is words per start; the bucket key is the top 16 bits of the first word.
-function bucketIndex(count: number, starts: Uint32Array, stride: number): Uint32Array {
-  const buckets = new Uint32Array(65537);
-  let s = 0;
-  for (let h = 0; h <= 65536; h++) {
-    while (s < count && starts[s * stride]! >>> 16 < h) s++;
-    buckets[h] = s;
+// ---------------------------------------------------------------------------------------------------------------
+// Build
+
+// parseEntry's second result channel; avoids allocating a result object per entry at 1M entries.
+let parsedFamily: 4 | 6 = 4;
+let parsedPrefix = 0;
+
+/**
+ * Reads one entry into w (IPv6: four words; IPv4: w[3]) plus parsedFamily/parsedPrefix, with host bits not yet
+ * cleared. Returns null on success or the reason the entry is unusable.
+ */
+function parseEntry(e: MatchEntry, w: Uint32Array): string | null {
+  if (typeof e.expiresAt !== "number" || Number.isNaN(e.expiresAt)) return "expiresAt is not a number";
+  const value = e.value;
+  if (typeof value !== "string") return "value is not a string";
+  const slash = value.indexOf("/");
+  let prefix: number;
+  let addressText: string;
+  if (e.kind === "ip") {
+    if (slash >= 0) return 'kind "ip" with a CIDR value';
+    addressText = value;
+    prefix = -1;
+  } else if (e.kind === "cidr") {
+    if (slash < 0) return 'kind "cidr" without a prefix';
+    addressText = value.slice(0, slash);
+    prefix = parsePrefix(value, slash + 1);
+    if (prefix < 0) return "bad prefix length";
+  } else {
+    return `unknown kind ${JSON.stringify(e.kind)}`;
   }
-  return buckets;
+
+  const v4 = parseIpv4ToUint32(addressText);
+  if (v4 >= 0) {
+    if (prefix < 0) prefix = 32;
+    if (prefix > 32) return "prefix length out of range";
+    w[3] = v4;
+    parsedFamily = 4;
+  } else if (parseIpv6ToWords(addressText, w, 0)) {
+    if (prefix < 0) prefix = 128;
+    if (prefix > 128) return "prefix length out of range";
+    if (isV4MappedWords(w) && prefix >= 96) {
+      prefix -= 96;
+      parsedFamily = 4;
+    } else {
+      parsedFamily = 6;
+    }
+  } else {
+    return "not an IP address";
+  }
+  parsedPrefix = prefix;
+  return null;
 }
 
-// Compares the W-word keys a[ai..] and b[bi..].
-function cmp(W: number, a: Uint32Array, ai: number, b: Uint32Array, bi: number): number {
-  for (let j = 0; j < W; j++) {
-    const x = a[ai + j]!;
-    const y = b[bi + j]!;
-    if (x !== y) return x < y ? -1 : 1;
+// Same rule as normalizeCidr: decimal digits, no leading zero, at most three digits.
+function parsePrefix(text: string, from: number): number {
+  const n = text.length - from;
+  if (n <= 0 || n > 3) return -1;
+  if (n > 1 && text.charCodeAt(from) === 0x30) return -1;
+  let v = 0;
+  for (let i = from; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
   }
-  return 0;
+  return v;
 }
 
-/** dst = src + 1 (W words); returns false on wrap-around past the top of the address space. */
-function increment(W: number, src: Uint32Array, si: number, dst: Uint32Array, di: number): boolean {
-  let carry = 1;
-  for (let j = W - 1; j >= 0; j--) {
-    const v = src[si + j]! + carry;
-    dst[di + j] = v >>> 0;
-    carry = v > 0xffffffff ? 1 : 0;
-  }
-  return carry === 0;
+function maskForBits(bits: number): number {
+  if (bits <= 0) return 0;
+  if (bits >= 32) return 0xffffffff;
+  return (-1 << (32 - bits)) >>> 0;
 }
 
-/** dst = src - 1 (W words); callers guarantee src > 0. */
-function decrement(W: number, src: Uint32Array, si: number, dst: Uint32Array, di: number): void {
-  let borrow = 1;
-  for (let j = W - 1; j >= 0; j--) {
-    const v = src[si + j]! - borrow;
-    dst[di + j] = v >>> 0;
-    borrow = v < 0 ? 1 : 0;
+/** One family's parsed ranges: W-word first/last keys, prefix length and entry index, in entry order. */
+class RangeSet {
+  readonly W: 1 | 4;
+  readonly first: Uint32Array;
+  readonly last: Uint32Array;
+  readonly prefix: Uint8Array;
+  readonly entry: Int32Array;
+  count = 0;
+
+  constructor(W: 1 | 4, capacity: number) {
+    this.W = W;
+    this.first = new Uint32Array(capacity * W);
+    this.last = new Uint32Array(capacity * W);
+    this.prefix = new Uint8Array(capacity);
+    this.entry = new Int32Array(capacity);
   }
+
+  /** Adds the block w[from..from+W) / prefix, clearing host bits. */
+  add(w: Uint32Array, from: number, prefix: number, entry: number): void {
+    const W = this.W;
+    const o = this.count * W;
+    for (let j = 0; j < W; j++) {
+      const mask = maskForBits(prefix - 32 * j);
+      const v = w[from + j]!;
+      this.first[o + j] = (v & mask) >>> 0;
+      this.last[o + j] = (v | ~mask) >>> 0;
+    }
+    this.prefix[this.count] = prefix;
+    this.entry[this.count] = entry;
+    this.count++;
+  }
+}
+
+/**
+ * Range indices ordered by (start asc, prefix asc = wider first, entry desc). Wider-first puts containers
+ * lower on the sweep stack; entry-desc makes the earlier of two identical ranges end up on top, so it is
+ * reported first. LSD radix on 16-bit digits: stable, so seeding with entry-desc order settles the last key.
+ */
+function sortRanges(r: RangeSet): Int32Array {
+  const m = r.count;
+  const W = r.W;
+  const { first, prefix } = r;
+  let order = new Int32Array(m);
+  for (let i = 0; i < m; i++) order[i] = m - 1 - i;
+  if (m < 2048) {
+    // Range indices follow entry order, so y - x is "entry desc".
+    return order.sort((x, y) => {
+      for (let j = 0; j < W; j++) {
+        const d = first[x * W + j]! - first[y * W + j]!;
+        if (d !== 0) return d;
+      }
+      return prefix[x]! - prefix[y]! || y - x;
+    });
+  }
+  let tmp = new Int32Array(m);
+  const digits = new Uint16Array(m);
+  const counts = new Uint32Array(65536);
+  // Least significant key first: prefix, then each word's low and high half from the last word to the first.
+  for (let pass = -1; pass < 2 * W; pass++) {
+    if (pass < 0) {
+      for (let i = 0; i < m; i++) digits[i] = prefix[i]!;
+    } else {
+      const word = W - 1 - (pass >> 1);
+      const shift = pass & 1 ? 16 : 0;
+      for (let i = 0; i < m; i++) digits[i] = (first[i * W + word]! >>> shift) & 0xffff;
+    }
+    counts.fill(0);
+    for (let i = 0; i < m; i++) counts[digits[i]!]!++;
+    if (counts[digits[0]!] === m) continue; // every key has the same digit: the pass would not move anything
+    let sum = 0;
+    for (let d = 0; d < 65536; d++) {
+      const c = counts[d]!;
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < m; i++) {
+      const idx = order[i]!;
+      tmp[counts[digits[idx]!]!++] = idx;
+    }
+    const swap = order;
+    order = tmp;
+    tmp = swap;
+  }
+  return order;
 }
 
 class GrowU32 {
@@ -409,25 +448,6 @@ class GrowU32 {
     this.data = next;
   }
   trimmed(): Uint32Array {
-    return this.data.slice(0, this.length);
-  }
-}
-
-class GrowF64 {
-  data: Float64Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.data = new Float64Array(Math.max(16, capacity));
-  }
-  reserve(extra: number): void {
-    if (this.length + extra <= this.data.length) return;
-    let cap = this.data.length * 2;
-    while (cap < this.length + extra) cap *= 2;
-    const next = new Float64Array(cap);
-    next.set(this.data.subarray(0, this.length));
-    this.data = next;
-  }
-  trimmed(): Float64Array {
     return this.data.slice(0, this.length);
   }
 }
@@ -451,107 +471,210 @@ class GrowI32 {
   }
 }
 
-/**
- * Builds one family's segment table from m ranges (first/last keys of W words each, prefix length, entry index).
- * Relies on CIDR ranges being nested or disjoint, which is what makes the covering set a stack.
- */
-function sweep(
-  W: 1 | 4,
-  m: number,
-  first: Uint32Array,
-  last: Uint32Array,
-  prefix: Uint8Array,
-  entry: Int32Array,
-  expiresAt: Float64Array,
-): SegmentTable {
-  if (m === 0) {
-    return { count: 0, starts: EMPTY_U32, ends: EMPTY_U32, offsets: new Uint32Array(1), list: EMPTY_I32, expiry: EMPTY_F64, buckets: new Uint32Array(65537) };
+class GrowF64 {
+  data: Float64Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.data = new Float64Array(Math.max(16, capacity));
+  }
+  reserve(extra: number): void {
+    if (this.length + extra <= this.data.length) return;
+    let cap = this.data.length * 2;
+    while (cap < this.length + extra) cap *= 2;
+    const next = new Float64Array(cap);
+    next.set(this.data.subarray(0, this.length));
+    this.data = next;
+  }
+  trimmed(): Float64Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+type Segments = Table & { readonly W: 1 | 4; readonly starts: Uint32Array; readonly ends: Uint32Array };
+
+/** Sweep state; a class rather than closures so the hot fields stay in one object the JIT can keep in shape. */
+class Sweeper {
+  readonly W: 1 | 4;
+  readonly r: RangeSet;
+  readonly expiresAt: Float64Array;
+  readonly starts: GrowU32;
+  readonly ends: GrowU32;
+  readonly offsets: GrowU32;
+  readonly list: GrowI32;
+  readonly expiry: GrowF64;
+  readonly stack: Int32Array;
+  sp = 0;
+  /** first address not yet assigned to a segment */
+  readonly cursor: Uint32Array;
+  /** set once the cursor has run past the top of the address space */
+  cursorDone = false;
+
+  constructor(r: RangeSet, expiresAt: Float64Array) {
+    const W = r.W;
+    const m = r.count;
+    this.W = W;
+    this.r = r;
+    this.expiresAt = expiresAt;
+    this.starts = new GrowU32(m * 2 * W);
+    this.ends = new GrowU32(m * 2 * W);
+    this.offsets = new GrowU32(m * 2 + 1);
+    this.offsets.length = 1;
+    this.list = new GrowI32(m * 2);
+    this.expiry = new GrowF64(m * 4);
+    this.stack = new Int32Array(m);
+    this.cursor = new Uint32Array(W);
   }
 
-  const order = new Int32Array(m);
-  for (let i = 0; i < m; i++) order[i] = i;
-  // Start ascending, then wider blocks first (so they sit lower on the stack), then for identical ranges the
-  // later entry first, so the earlier one ends up on top and is reported first.
-  if (W === 1) {
-    order.sort((x, y) => first[x]! - first[y]! || prefix[x]! - prefix[y]! || entry[y]! - entry[x]!);
-  } else {
-    order.sort((x, y) => cmp(4, first, x * 4, first, y * 4) || prefix[x]! - prefix[y]! || entry[y]! - entry[x]!);
-  }
-
-  const starts = new GrowU32(m * 2 * W);
-  const ends = new GrowU32(m * 2 * W);
-  const offsets = new GrowU32(m * 2 + 1);
-  const expiry = new GrowF64(m * 4);
-  const list = new GrowI32(m * 2);
-  offsets.data[0] = 0;
-  offsets.length = 1;
-
-  const stack = new Int32Array(m);
-  let sp = 0;
-  // cursor: first address not yet assigned to a segment; cursorDone once it has run past the top of the space.
-  const cursor = new Uint32Array(W);
-  let cursorDone = false;
-  const tmp = new Uint32Array(W);
-
-  const emit = (endKeys: Uint32Array, endIndex: number) => {
+  /** Closes the segment [cursor, keys[ki..]] covered by the current stack. */
+  emit(keys: Uint32Array, ki: number): void {
+    const W = this.W;
+    const starts = this.starts;
+    const ends = this.ends;
     starts.reserve(W);
     ends.reserve(W);
     for (let j = 0; j < W; j++) {
-      starts.data[starts.length++] = cursor[j]!;
-      ends.data[ends.length++] = endKeys[endIndex + j]!;
+      starts.data[starts.length++] = this.cursor[j]!;
+      ends.data[ends.length++] = keys[ki + j]!;
     }
+    const sp = this.sp;
+    const list = this.list;
     list.reserve(sp);
+    const data = list.data;
+    let len = list.length;
     let min = Infinity;
     let max = -Infinity;
+    const stack = this.stack;
+    const entry = this.r.entry;
+    const expiresAt = this.expiresAt;
     for (let s = sp - 1; s >= 0; s--) {
       const k = entry[stack[s]!]!;
-      list.data[list.length++] = k;
+      data[len++] = k;
       const x = expiresAt[k]!;
       if (x < min) min = x;
       if (x > max) max = x;
     }
-    expiry.reserve(2);
-    expiry.data[expiry.length++] = min;
-    expiry.data[expiry.length++] = max;
-    offsets.reserve(1);
-    offsets.data[offsets.length++] = list.length;
-  };
-
-  // Closes every stacked range that ends before `limit` (or all of them when limit is null).
-  const popUntil = (limit: Uint32Array | null, li: number) => {
-    while (sp > 0) {
-      const top = stack[sp - 1]!;
-      if (limit !== null && cmp(W, last, top * W, limit, li) >= 0) break;
-      if (!cursorDone && cmp(W, cursor, 0, last, top * W) <= 0) {
-        emit(last, top * W);
-        if (!increment(W, last, top * W, cursor, 0)) cursorDone = true;
-      }
-      sp--;
-    }
-  };
-
-  for (let k = 0; k < m; k++) {
-    const r = order[k]!;
-    popUntil(first, r * W);
-    if (sp > 0 && cmp(W, cursor, 0, first, r * W) < 0) {
-      decrement(W, first, r * W, tmp, 0);
-      emit(tmp, 0);
-    }
-    for (let j = 0; j < W; j++) cursor[j] = first[r * W + j]!;
-    cursorDone = false;
-    stack[sp++] = r;
+    list.length = len;
+    this.expiry.reserve(2);
+    this.expiry.data[this.expiry.length++] = min;
+    this.expiry.data[this.expiry.length++] = max;
+    this.offsets.reserve(1);
+    this.offsets.data[this.offsets.length++] = len;
   }
-  popUntil(null, 0);
 
-  const count = offsets.length - 1;
-  const startsArr = starts.trimmed();
+  /** Closes every stacked range that ends before limit[li..] (all of them when limit is null). */
+  popUntil(limit: Uint32Array | null, li: number): void {
+    const W = this.W;
+    const last = this.r.last;
+    while (this.sp > 0) {
+      const top = this.stack[this.sp - 1]!;
+      if (limit !== null && compareKeys(W, last, top * W, limit, li) >= 0) break;
+      if (!this.cursorDone && compareKeys(W, this.cursor, 0, last, top * W) <= 0) {
+        this.emit(last, top * W);
+        if (!increment(W, last, top * W, this.cursor)) this.cursorDone = true;
+      }
+      this.sp--;
+    }
+  }
+
+  push(ri: number, scratch: Uint32Array): void {
+    const W = this.W;
+    const first = this.r.first;
+    this.popUntil(first, ri * W);
+    if (this.sp > 0 && compareKeys(W, this.cursor, 0, first, ri * W) < 0) {
+      decrement(W, first, ri * W, scratch);
+      this.emit(scratch, 0);
+    }
+    for (let j = 0; j < W; j++) this.cursor[j] = first[ri * W + j]!;
+    this.cursorDone = false;
+    this.stack[this.sp++] = ri;
+  }
+}
+
+function compareKeys(W: number, a: Uint32Array, ai: number, b: Uint32Array, bi: number): number {
+  for (let j = 0; j < W; j++) {
+    const x = a[ai + j]!;
+    const y = b[bi + j]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** dst = src[si..] + 1; false on wrap-around past the top of the address space. */
+function increment(W: number, src: Uint32Array, si: number, dst: Uint32Array): boolean {
+  let carry = 1;
+  for (let j = W - 1; j >= 0; j--) {
+    const v = src[si + j]! + carry;
+    dst[j] = v >>> 0;
+    carry = v > 0xffffffff ? 1 : 0;
+  }
+  return carry === 0;
+}
+
+/** dst = src[si..] - 1; callers guarantee src > 0. */
+function decrement(W: number, src: Uint32Array, si: number, dst: Uint32Array): void {
+  let borrow = 1;
+  for (let j = W - 1; j >= 0; j--) {
+    const v = src[si + j]! - borrow;
+    dst[j] = v >>> 0;
+    borrow = v < 0 ? 1 : 0;
+  }
+}
+
+/** Elementary segments of one family. Relies on CIDR ranges being nested or disjoint (the stack invariant). */
+function sweep(r: RangeSet, expiresAt: Float64Array): Segments {
+  const W = r.W;
+  const order = sortRanges(r);
+  const s = new Sweeper(r, expiresAt);
+  const scratch = new Uint32Array(W);
+  for (let k = 0; k < r.count; k++) s.push(order[k]!, scratch);
+  s.popUntil(null, 0);
+  const count = s.offsets.length - 1;
+  const starts = s.starts.trimmed();
   return {
+    W,
     count,
-    starts: startsArr,
-    ends: ends.trimmed(),
-    offsets: offsets.trimmed(),
-    list: list.trimmed(),
-    expiry: expiry.trimmed(),
-    buckets: bucketIndex(count, startsArr, W),
+    starts,
+    ends: s.ends.trimmed(),
+    offsets: s.offsets.trimmed(),
+    list: s.list.trimmed(),
+    expiry: s.expiry.trimmed(),
+    buckets: bucketIndex(count, starts, W),
   };
+}
+
+// The bucket key is the top 16 bits of a start's first word.
+function bucketIndex(count: number, starts: Uint32Array, stride: number): Uint32Array {
+  const buckets = new Uint32Array(65537);
+  let s = 0;
+  for (let h = 0; h <= 65536; h++) {
+    while (s < count && starts[s * stride]! >>> 16 < h) s++;
+    buckets[h] = s;
+  }
+  return buckets;
+}
+
+/** Whole seconds, rounded up, of a max expiry, such that max is in ((c - 1) * 1000, c * 1000]. */
+function coarseSeconds(max: number): number {
+  if (max === Infinity) return COARSE_NEVER;
+  if (!(max > 0)) return COARSE_EXACT;
+  let c = Math.ceil(max / 1000);
+  // Division rounding can be off by one for huge or fractional values; settle the invariant exactly.
+  if (c * 1000 < max) c++;
+  while (c > 1 && (c - 1) * 1000 >= max) c--;
+  return c >= COARSE_NEVER ? COARSE_EXACT : c;
+}
+
+function toV4Table(s: Segments): V4Table {
+  const startLow = new Uint16Array(s.count);
+  const hot = new Uint32Array(2 * s.count);
+  for (let i = 0; i < s.count; i++) {
+    startLow[i] = s.starts[i]! & 0xffff;
+    hot[2 * i] = s.ends[i]!;
+    hot[2 * i + 1] = coarseSeconds(s.expiry[2 * i + 1]!);
+  }
+  return { count: s.count, offsets: s.offsets, list: s.list, expiry: s.expiry, buckets: s.buckets, startLow, hot };
+}
+
+function toV6Table(s: Segments): V6Table {
+  return { count: s.count, offsets: s.offsets, list: s.list, expiry: s.expiry, buckets: s.buckets, starts: s.starts, ends: s.ends };
 }

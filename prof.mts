@@ -1,0 +1,12 @@
+import { buildApp } from "/work/main/src/app/build.ts";
+import { openDatabase } from "/work/main/src/db/client.ts";
+import { migrate } from "/work/main/src/db/migrate.ts";
+import { loadConfig } from "/work/main/src/config/index.ts";
+const db = await openDatabase({});
+await migrate(db);
+const config = loadConfig({ env: {}, flags: { "log.level": "warn" } }).config;
+const app = await buildApp({ config, db });
+await app.services.identity.bootstrapAdmin("pc_bench-admin-token-0123456789abcdefghijklmn");
+await app.listen({ port: 18093, host: "127.0.0.1" });
+console.log("ready");
+process.on("SIGINT", () => { app.close().then(() => process.exit(0)); });
