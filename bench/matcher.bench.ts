@@ -145,13 +145,31 @@ export async function runMatcherBench(
 
   for (const n of sizes) {
     const tag = label(n);
+    collect();
+    const beforeData = process.memoryUsage();
     const data = makeDataset(n, 0xc0ffee + n, now);
+    collect();
+    const before = process.memoryUsage();
+
+    // Memory first: a fresh build from a collected heap, before timed builds leave freed pages in the RSS.
+    let m = IpMatcher.build(data.entries);
+    collect();
+    const after = process.memoryUsage();
+    const st = m.stats();
+    const mb = (bytes: number) => `${bytes >= 0 ? "+" : ""}${(bytes / MB).toFixed(1)} MB`;
+    log(
+      `matcher ${tag}: typed arrays ${(m.memoryBytes() / MB).toFixed(1)} MB; after build rss ${mb(after.rss - before.rss)}, ` +
+        `heapUsed ${mb(after.heapUsed - before.heapUsed)}, arrayBuffers ${mb(after.arrayBuffers - before.arrayBuffers)}; ` +
+        `v4 ${st.v4Segments} segments / ${st.v4ListLength} list slots, v6 ${st.v6Segments} / ${st.v6ListLength}; ` +
+        `the input entries themselves: heapUsed ${mb(before.heapUsed - beforeData.heapUsed)}` +
+        (gc ? "" : " (no gc available: memory numbers are rough)"),
+    );
 
     // Build: several fresh builds, keeping only the last.
     const buildRuns = n >= 1_000_000 ? 3 : 7;
     const buildNs = new Float64Array(buildRuns);
-    let m = IpMatcher.build(data.entries.slice(0, 1000)); // warm the builder's code paths
     for (let r = 0; r < buildRuns; r++) {
+      m = IpMatcher.build([]);
       collect();
       const t0 = process.hrtime.bigint();
       m = IpMatcher.build(data.entries);
@@ -166,21 +184,6 @@ export async function runMatcherBench(
       p50Ns: percentile(buildNs, 0.5),
       p99Ns: percentile(buildNs, 0.99),
     });
-
-    // Memory: rebuild once more from a collected heap so the delta is this one matcher.
-    m = IpMatcher.build([]);
-    collect();
-    const before = process.memoryUsage();
-    m = IpMatcher.build(data.entries);
-    collect();
-    const after = process.memoryUsage();
-    const st = m.stats();
-    log(
-      `matcher ${tag}: typed arrays ${(m.memoryBytes() / MB).toFixed(1)} MB; rss +${((after.rss - before.rss) / MB).toFixed(1)} MB, ` +
-        `heapUsed +${((after.heapUsed - before.heapUsed) / MB).toFixed(1)} MB, arrayBuffers +${((after.arrayBuffers - before.arrayBuffers) / MB).toFixed(1)} MB ` +
-        `(v4 ${st.v4Segments} segments / ${st.v4ListLength} list slots, v6 ${st.v6Segments} / ${st.v6ListLength}); ` +
-        `build median ${(percentile(buildNs, 0.5) / 1e6).toFixed(0)} ms${gc ? "" : " (no gc: memory numbers are rough)"}`,
-    );
 
     const mask = LOOKUP_POOL - 1;
     const { v4Lookups, v6Lookups, v4LookupValues, v4Starts } = data;
@@ -198,9 +201,15 @@ export async function runMatcherBench(
       const r = measure(fn, opts);
       rows.push({ operation, n, ...pick(r), reference: refName, ratio: r.opsPerSec / ref.opsPerSec });
     }
+    // match() cost grows with the number of covering entries it returns, so say how many that was.
     const hits4 = v4Lookups.reduce((c, a) => c + (m.isBlocked(a, now) ? 1 : 0), 0);
     const hits6 = v6Lookups.reduce((c, a) => c + (m.isBlocked(a, now) ? 1 : 0), 0);
-    log(`lookup pool ${tag}: IPv4 ${((100 * hits4) / LOOKUP_POOL).toFixed(0)}% hits, IPv6 ${((100 * hits6) / LOOKUP_POOL).toFixed(0)}% hits`);
+    const found4 = v4Lookups.reduce((c, a) => c + m.match(a, now).length, 0);
+    const found6 = v6Lookups.reduce((c, a) => c + m.match(a, now).length, 0);
+    log(
+      `lookup pool ${tag}: IPv4 ${((100 * hits4) / LOOKUP_POOL).toFixed(0)}% hits, ${(found4 / LOOKUP_POOL).toFixed(1)} entries per match; ` +
+        `IPv6 ${((100 * hits6) / LOOKUP_POOL).toFixed(0)}% hits, ${(found6 / LOOKUP_POOL).toFixed(1)} entries per match`,
+    );
   }
   return rows;
 }

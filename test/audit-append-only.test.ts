@@ -19,8 +19,19 @@ describe.each(DB_KINDS)("audit log on %s", (kind) => {
     expect(JSON.stringify(res.json())).not.toContain(t.adminToken);
   });
 
-  for (const statement of ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"]) {
-    it(`rejects ${statement.split(" ")[0]}`, async () => {
+  for (const statement of [
+    "UPDATE audit_log SET action = 'x'",
+    "DELETE FROM audit_log",
+    "TRUNCATE audit_log",
+    "UPDATE audit_tree SET hash = hash",
+    "DELETE FROM audit_tree",
+    "TRUNCATE audit_tree",
+    "UPDATE audit_checkpoints SET note = note",
+    "DELETE FROM audit_checkpoints",
+    "TRUNCATE audit_checkpoints",
+  ]) {
+    it(`rejects ${statement}`, async () => {
+      if (statement.includes("checkpoints")) await t.app.services.transparency.issueCheckpoint();
       const error = await t.db.orm.execute(sql.raw(statement)).then(
         () => undefined,
         (e: unknown) => e,

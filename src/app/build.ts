@@ -16,6 +16,8 @@ import { systemClock, type Clock } from "../lib/time.ts";
 import { auditRepo } from "../domains/audit/audit.repo.ts";
 import { auditService } from "../domains/audit/audit.service.ts";
 import { auditRoutes } from "../domains/audit/audit.routes.ts";
+import { resolveSigningKey } from "../domains/audit/signing-key.ts";
+import { transparencyService } from "../domains/audit/transparency.service.ts";
 import { identityRepo } from "../domains/identity/identity.repo.ts";
 import { identityService } from "../domains/identity/identity.service.ts";
 import { policyRepo } from "../domains/policy/policy.repo.ts";
@@ -45,7 +47,9 @@ const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const buildServices = (config: Config, db: Database, clock: Clock) => {
-  const audit = auditService({ repo: auditRepo(db.orm), clock });
+  const auditStore = auditRepo(db.orm);
+  const audit = auditService({ repo: auditStore, clock });
+  const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
   const identity = identityService({ db, repo: identityRepo(db.orm), audit, clock });
   const policy = policyService({ db, repo: policyRepo(db.orm), audit, clock });
   // PGlite is one process: this node's own index update after commit is the whole fan-out.
@@ -63,7 +67,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock) => {
     settings: config.blocklist,
     changeFeed,
   });
-  return { audit, identity, policy, blocklist, blockIndex };
+  return { audit, transparency, identity, policy, blocklist, blockIndex };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -143,7 +147,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(systemRoutes, { db });
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
-  await app.register(auditRoutes, { audit: services.audit });
+  await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
 
   // Background work: load the enforcement index, follow other nodes' changes, record expiries.
   await services.blocklist.reloadIndex();
@@ -178,8 +182,22 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       });
   }, config.blocklist.sweepIntervalSeconds * 1000);
   sweepTimer.unref();
+  // Checkpoints: signed every few seconds when the log has grown.
+  let checkpointing = false;
+  const checkpointTimer = setInterval(() => {
+    if (checkpointing) return;
+    checkpointing = true;
+    services.transparency
+      .issueCheckpoint()
+      .catch((err: unknown) => app.log.error({ err }, "issuing an audit checkpoint failed"))
+      .finally(() => {
+        checkpointing = false;
+      });
+  }, config.audit.checkpointIntervalSeconds * 1000);
+  checkpointTimer.unref();
   app.addHook("onClose", async () => {
     clearInterval(sweepTimer);
+    clearInterval(checkpointTimer);
     services.blockIndex.close();
     await stopListening?.();
   });

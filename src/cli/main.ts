@@ -6,6 +6,7 @@ import { DataDirLockedError } from "../db/pid-lock.ts";
 import { CliError } from "./client.ts";
 import { registerServerCommands } from "./server-commands.ts";
 import { registerPolicyCommands } from "./policy-commands.ts";
+import { registerAuditCommands } from "./audit-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -16,6 +17,7 @@ const program = new Command("portcullis")
 
 registerServerCommands(program);
 registerPolicyCommands(program);
+registerAuditCommands(program);
 
 try {
   await program.parseAsync(process.argv);

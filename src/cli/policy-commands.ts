@@ -1,4 +1,4 @@
-// `portcullis policy show|set`, `portcullis block add|list|show|remove`, `portcullis audit list`:
+// `portcullis policy show|set`, `portcullis block add|list|show|remove|check`:
 // thin wrappers over the HTTP API.
 import { Option, type Command } from "commander";
 import { apiClient, CliError, query } from "./client.ts";
@@ -142,27 +142,6 @@ export const registerPolicyCommands = (program: Command) => {
       }
     });
 
-  const audit = program.command("audit").description("the audit log");
-  audit
-    .command("list")
-    .description("audit entries, oldest first")
-    .option("--action <action>", "e.g. blocklist.block.created")
-    .option("--limit <n>", "page size", "50")
-    .option("--cursor <cursor>", "continue after a previous page")
-    .action(async (opts: { action?: string; limit: string; cursor?: string }, cmd: Command) => {
-      const page = await apiClient().request<Page<Record<string, unknown>>>(
-        "GET",
-        `/audit/entries${query({ action: opts.action, limit: opts.limit, cursor: opts.cursor })}`,
-      );
-      if (json(cmd)) printJson(page);
-      else {
-        printTable(
-          page.items.map((e) => ({ ...e, actor: (e.actor as { name: string }).name, target: e.target ? `${(e.target as { type: string }).type}:${(e.target as { id: string }).id}` : null })),
-          ["index", "occurred_at", "actor", "action", "target"],
-        );
-        if (page.next_cursor) process.stdout.write(`more: --cursor ${page.next_cursor}\n`);
-      }
-    });
 };
 
 const DURATION = /^(\d+)(s|m|h|d)$/;

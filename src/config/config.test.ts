@@ -74,10 +74,11 @@ describe("defaults", () => {
         corsOrigins: [],
       },
       signing: {},
+      audit: { checkpointIntervalSeconds: 10 },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(23);
+    expect(Object.keys(sources)).toHaveLength(25);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
@@ -661,7 +662,7 @@ describe("renderConfig", () => {
     expect(lines).toHaveLength(CONFIG_LEAVES.size + 1);
     const row = (path: string) => lines.find((line) => line.startsWith(`${path} `));
     // The value column starts two spaces after the longest path.
-    const valueColumn = "blocklist.sweepIntervalSeconds".length + 2;
+    const valueColumn = Math.max(...[...CONFIG_LEAVES.keys()].map((k) => k.length)) + 2;
     expect(row("port")?.slice(0, valueColumn + 5)).toBe(`${"port".padEnd(valueColumn)}8443 `);
     expect(row("port")).toMatch(/^port +8443 +\(env PORTCULLIS_PORT\)$/);
     expect(row("databaseUrl")).toMatch(

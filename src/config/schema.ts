@@ -44,6 +44,17 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   redisUrl: nonEmpty().optional(),
+  audit: z
+    .strictObject({
+      // The transparency log's name in checkpoints and its verifier key; must never change once
+      // auditors hold checkpoints. Default: derived from the signing key, so it is stable per key.
+      origin: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$/, "letters, digits and . _ / : - only (no spaces or +)")
+        .optional(),
+      checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(10),
+    })
+    .prefault({}),
   blocklist: z
     .strictObject({
       protectedNetworks: z.array(nonEmpty()).default([]),

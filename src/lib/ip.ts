@@ -21,6 +21,14 @@ const MAX_IPV6_TEXT = 45;
 const groupScratch = new Uint16Array(8);
 const wordScratch = new Uint32Array(4);
 
+// Hex digit value by char code, -1 for anything else; a table beats three range tests per character.
+const HEX_DIGIT = new Int8Array(128).fill(-1);
+for (let c = 0; c < 10; c++) HEX_DIGIT[0x30 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX_DIGIT[0x41 + c] = 10 + c;
+  HEX_DIGIT[0x61 + c] = 10 + c;
+}
+
 /**
  * Strict dotted-decimal IPv4 in text[start, end): exactly four decimal octets 0..255, no leading zeros except "0",
  * nothing else. Returns the address as an unsigned 32-bit number, or -1.
@@ -83,12 +91,9 @@ export function parseIpv6ToWords(text: string, out: Uint32Array, offset = 0): bo
       let value = 0;
       while (i < n) {
         const c = text.charCodeAt(i);
-        let d: number;
-        if (c >= 0x30 && c <= 0x39) d = c - 0x30;
-        else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
-        else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
-        else break;
-        value = value * 16 + d;
+        const d = c < 128 ? HEX_DIGIT[c]! : -1;
+        if (d < 0) break;
+        value = (value << 4) | d;
         i++;
       }
       if (i < n && text.charCodeAt(i) === 0x2e) {
@@ -367,7 +372,8 @@ function octetsOf(v: number): number[] {
   return [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
 }
 
-type SpecialRange = IpRange & { cls: SpecialIpClass; source: string };
+/** One special-purpose block: its class here and the ipaddr.js range name it came from. */
+export type SpecialRange = IpRange & { cls: SpecialIpClass; source: string };
 
 // When a block overlaps several special ranges we report one; the order puts the most consequential first
 // (blocking loopback or the unspecified address breaks the host itself).

@@ -1,7 +1,7 @@
 // Test harness: a real database per suite (in-memory PGlite, and a fresh PostgreSQL database when
 // PORTCULLIS_TEST_DATABASE_URL is set) and an app built on it with a known admin token.
 // Under CI=true a missing PostgreSQL URL is an error, not a silent skip.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import pg from "pg";
 import type { FastifyInstance } from "fastify";
@@ -50,8 +50,15 @@ export const openTestDatabase = async (kind: DbKind): Promise<Database & { url?:
   };
 };
 
+// One audit signing key per test process, passed through config so no test writes a key file.
+export const TEST_SIGNING_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+
 export const testConfig = (flags: Record<string, unknown> = {}): Config =>
-  loadConfig({ flags: { "log.level": "warn", ...flags }, env: {}, cwd: process.cwd() }).config;
+  loadConfig({
+    flags: { "log.level": "warn", "signing.privateKey": TEST_SIGNING_KEY, "audit.origin": "test.portcullis/audit", ...flags },
+    env: {},
+    cwd: process.cwd(),
+  }).config;
 
 export const ADMIN_TOKEN = "pc_test-admin-token-0123456789abcdefghijkl";
 

@@ -1,15 +1,17 @@
-// SQL for the audit log. Appends take a transaction-scoped advisory lock so sequence numbers are
-// gap-free and totally ordered even with several server nodes on one PostgreSQL (the Merkle log
-// builds on that order); the lock is released at commit or rollback.
-import { and, asc, eq, gte, lte, sql, type SQL } from "drizzle-orm";
+// SQL for the audit log and its Merkle tree. Appenders serialise on a transaction-scoped advisory
+// lock, so sequence numbers (= leaf indices) are gap-free and totally ordered even with several
+// server nodes on one PostgreSQL; the lock is released at commit or rollback.
+import { and, asc, desc, eq, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Executor, type Tx } from "../../db/client.ts";
-import { auditLog } from "./audit.tables.ts";
+import { auditCheckpoints, auditLog, auditTree } from "./audit.tables.ts";
+import { nodeKeyString, type NodeKey, type NodeReader } from "../../lib/merkle.ts";
 
 export type AuditRow = typeof auditLog.$inferSelect;
-export type NewAuditRow = Omit<AuditRow, "seq">;
+export type CheckpointRow = typeof auditCheckpoints.$inferSelect;
 
-// Arbitrary constant naming the audit appender's advisory lock.
+// Arbitrary constants naming the advisory locks.
 const AUDIT_APPEND_LOCK = 7_310_002;
+const CHECKPOINT_LOCK = 7_310_003;
 
 export type AuditFilter = {
   action?: string | undefined;
@@ -17,37 +19,90 @@ export type AuditFilter = {
   targetId?: string | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
-  afterSeq?: number | undefined;
+  /** index range [start, end) */
+  start?: number | undefined;
+  end?: number | undefined;
 };
 
-export const auditRepo = (db: Executor) => ({
-  append: async (tx: Tx, row: NewAuditRow): Promise<number> => {
-    await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`);
-    const [next] = rowsOf<{ seq: string | number }>(
-      await tx.execute(sql`SELECT COALESCE(MAX(seq), -1) + 1 AS seq FROM audit_log`),
-    );
-    const seq = Number(next?.seq ?? 0);
-    await tx.insert(auditLog).values({ ...row, seq });
-    return seq;
-  },
-  list: async (filter: AuditFilter, limit: number, ex: Executor = db): Promise<AuditRow[]> => {
-    const where: SQL[] = [];
-    if (filter.action) where.push(eq(auditLog.action, filter.action));
-    if (filter.targetType) where.push(eq(auditLog.targetType, filter.targetType));
-    if (filter.targetId) where.push(eq(auditLog.targetId, filter.targetId));
-    if (filter.from) where.push(gte(auditLog.occurredAt, filter.from));
-    if (filter.to) where.push(lte(auditLog.occurredAt, filter.to));
-    if (filter.afterSeq !== undefined) where.push(sql`${auditLog.seq} > ${filter.afterSeq}`);
-    return ex
-      .select()
-      .from(auditLog)
-      .where(where.length ? and(...where) : undefined)
-      .orderBy(asc(auditLog.seq))
-      .limit(limit);
-  },
-  get: async (seq: number, ex: Executor = db): Promise<AuditRow | undefined> => {
-    const [row] = await ex.select().from(auditLog).where(eq(auditLog.seq, seq)).limit(1);
-    return row;
-  },
-});
+export const auditRepo = (db: Executor) => {
+  const treeSize = async (ex: Executor = db): Promise<number> => {
+    const [row] = rowsOf<{ n: string | number }>(await ex.execute(sql`SELECT COALESCE(MAX(seq), -1) + 1 AS n FROM audit_log`));
+    return Number(row?.n ?? 0);
+  };
+
+  /** Reads tree nodes in one query. */
+  const nodeReader =
+    (ex: Executor = db): NodeReader =>
+    async (keys: readonly NodeKey[]) => {
+      const found = new Map<string, Buffer>();
+      if (keys.length === 0) return found;
+      const wanted = sql.join(
+        keys.map((k) => sql`(${k.level}::smallint, ${k.index}::bigint)`),
+        sql`, `,
+      );
+      const rows = await ex
+        .select()
+        .from(auditTree)
+        .where(sql`(${auditTree.level}, ${auditTree.idx}) IN (${wanted})`);
+      for (const r of rows) found.set(nodeKeyString({ level: r.level, index: r.idx }), r.hash);
+      return found;
+    };
+
+  return {
+    /** Takes the appender lock for the rest of `tx` and returns the current tree size. */
+    lockForAppend: async (tx: Tx): Promise<number> => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`);
+      return treeSize(tx);
+    },
+    lockForCheckpoint: async (tx: Tx): Promise<void> => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(${CHECKPOINT_LOCK})`);
+    },
+    treeSize,
+    nodeReader,
+    insertEntries: async (tx: Tx, rows: AuditRow[]) => {
+      await tx.insert(auditLog).values(rows);
+    },
+    insertNodes: async (tx: Tx, nodes: { key: NodeKey; hash: Buffer }[]) => {
+      if (nodes.length) await tx.insert(auditTree).values(nodes.map((n) => ({ level: n.key.level, idx: n.key.index, hash: n.hash })));
+    },
+    list: async (filter: AuditFilter, limit: number, ex: Executor = db): Promise<AuditRow[]> => {
+      const where: SQL[] = [];
+      if (filter.action) where.push(eq(auditLog.action, filter.action));
+      if (filter.targetType) where.push(eq(auditLog.targetType, filter.targetType));
+      if (filter.targetId) where.push(eq(auditLog.targetId, filter.targetId));
+      if (filter.from) where.push(gte(auditLog.occurredAt, filter.from));
+      if (filter.to) where.push(lte(auditLog.occurredAt, filter.to));
+      if (filter.start !== undefined) where.push(gte(auditLog.seq, filter.start));
+      if (filter.end !== undefined) where.push(lt(auditLog.seq, filter.end));
+      return ex
+        .select()
+        .from(auditLog)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(asc(auditLog.seq))
+        .limit(limit);
+    },
+    get: async (seq: number, ex: Executor = db): Promise<AuditRow | undefined> => {
+      const [row] = await ex.select().from(auditLog).where(eq(auditLog.seq, seq)).limit(1);
+      return row;
+    },
+    latestCheckpoint: async (ex: Executor = db): Promise<CheckpointRow | undefined> => {
+      const [row] = await ex.select().from(auditCheckpoints).orderBy(desc(auditCheckpoints.treeSize)).limit(1);
+      return row;
+    },
+    checkpointAt: async (size: number, ex: Executor = db): Promise<CheckpointRow | undefined> => {
+      const [row] = await ex.select().from(auditCheckpoints).where(eq(auditCheckpoints.treeSize, size)).limit(1);
+      return row;
+    },
+    listCheckpoints: async (before: number | undefined, limit: number, ex: Executor = db): Promise<CheckpointRow[]> =>
+      ex
+        .select()
+        .from(auditCheckpoints)
+        .where(before !== undefined ? lt(auditCheckpoints.treeSize, before) : undefined)
+        .orderBy(desc(auditCheckpoints.treeSize))
+        .limit(limit),
+    insertCheckpoint: async (tx: Tx, row: CheckpointRow) => {
+      await tx.insert(auditCheckpoints).values(row);
+    },
+  };
+};
 export type AuditRepo = ReturnType<typeof auditRepo>;

@@ -1,7 +1,12 @@
-// The audit domain: `append(tx, actor, entry)` is called by every service inside the transaction
-// that makes the change, so a change and its audit entry commit or fail together.
+// The audit domain's write side and entry reads. `append(tx, actor, entry)` is called by every
+// service inside the transaction that makes the change, so a change and its audit entry commit or
+// fail together. Each entry becomes a leaf of the Merkle transparency log: its RFC 8785 canonical
+// JSON is stored beside it, hashed per RFC 9162, and the tree's new complete subtrees are written in
+// the same transaction.
 import type { Tx } from "../../db/client.ts";
-import { COMMON_ERRORS, validationError } from "../../lib/errors.ts";
+import { COMMON_ERRORS } from "../../lib/errors.ts";
+import { canonicalize } from "../../lib/jcs.ts";
+import { appendMany, leafHash } from "../../lib/merkle.ts";
 import type { Clock } from "../../lib/time.ts";
 import { actorIdentity, requirePermission, type Actor } from "../identity/principal.ts";
 import type { AuditFilter, AuditRepo, AuditRow } from "./audit.repo.ts";
@@ -15,7 +20,8 @@ export type AuditEntryInput = {
   details?: unknown;
 };
 
-export type AuditEntry = {
+/** What is hashed: the entry without its hash. */
+export type AuditLeaf = {
   index: number;
   occurred_at: string;
   actor: { type: string; id: string; name: string };
@@ -27,54 +33,81 @@ export type AuditEntry = {
   details: unknown;
 };
 
+export type AuditEntry = AuditLeaf & { leaf: string; leaf_hash: string };
+
+/** The entry as served: parsed from the stored canonical leaf, so what you read is what was hashed. */
 export const toAuditEntry = (row: AuditRow): AuditEntry => ({
-  index: row.seq,
-  occurred_at: row.occurredAt.toISOString(),
-  actor: { type: row.actorType, id: row.actorId, name: row.actorName },
-  action: row.action,
-  target: row.targetType && row.targetId ? { type: row.targetType, id: row.targetId } : null,
-  request_id: row.requestId,
-  before: row.before ?? null,
-  after: row.after ?? null,
-  details: row.details ?? null,
+  ...(JSON.parse(row.leaf) as AuditLeaf),
+  leaf: row.leaf,
+  leaf_hash: row.leafHash.toString("base64"),
 });
+
+// JSON round trip: dates become ISO strings and undefined members vanish, exactly as stored in JSONB.
+const json = (v: unknown) => (v === undefined ? null : (JSON.parse(JSON.stringify(v)) as unknown));
 
 type Deps = { repo: AuditRepo; clock: Clock };
 
 export const auditService = ({ repo, clock }: Deps) => {
-  const append = async (tx: Tx, actor: Actor, entry: AuditEntryInput): Promise<number> => {
+  /** Appends entries as one batch (one lock, one tree read); returns their indices. */
+  const appendBatch = async (tx: Tx, actor: Actor, entries: AuditEntryInput[]): Promise<number[]> => {
+    const size = await repo.lockForAppend(tx);
     const who = actorIdentity(actor);
-    // JSON round trip: dates become ISO strings and undefined fields vanish, as in the stored JSONB.
-    const json = (v: unknown) => (v === undefined ? null : (JSON.parse(JSON.stringify(v)) as unknown));
-    return repo.append(tx, {
-      occurredAt: clock.now(),
-      actorType: who.type,
-      actorId: who.id,
-      actorName: who.name,
-      action: entry.action,
-      targetType: entry.target?.type ?? null,
-      targetId: entry.target?.id ?? null,
-      requestId: actor.requestId,
-      before: json(entry.before),
-      after: json(entry.after),
-      details: json(entry.details),
+    const occurredAt = clock.now();
+    const rows: AuditRow[] = entries.map((entry, i) => {
+      const leafBody: AuditLeaf = {
+        index: size + i,
+        occurred_at: occurredAt.toISOString(),
+        actor: who,
+        action: entry.action,
+        target: entry.target ? { type: entry.target.type, id: entry.target.id } : null,
+        request_id: actor.requestId,
+        before: json(entry.before),
+        after: json(entry.after),
+        details: json(entry.details),
+      };
+      const leaf = canonicalize(leafBody);
+      return {
+        seq: size + i,
+        occurredAt,
+        actorType: who.type,
+        actorId: who.id,
+        actorName: who.name,
+        action: entry.action,
+        targetType: leafBody.target?.type ?? null,
+        targetId: leafBody.target?.id ?? null,
+        requestId: actor.requestId,
+        before: leafBody.before,
+        after: leafBody.after,
+        details: leafBody.details,
+        leaf,
+        leafHash: leafHash(Buffer.from(leaf, "utf8")),
+      };
     });
+    const nodes = await appendMany(
+      size,
+      rows.map((r) => r.leafHash),
+      repo.nodeReader(tx),
+    );
+    await repo.insertEntries(tx, rows);
+    await repo.insertNodes(tx, nodes);
+    return rows.map((r) => r.seq);
   };
 
-  const list = async (actor: Actor, filter: Omit<AuditFilter, "afterSeq">, limit: number, cursor?: string) => {
+  const append = async (tx: Tx, actor: Actor, entry: AuditEntryInput): Promise<number> => (await appendBatch(tx, actor, [entry]))[0]!;
+
+  const list = async (actor: Actor, filter: AuditFilter, limit: number, cursor?: string) => {
     requirePermission(actor, "audit:read");
-    let afterSeq: number | undefined;
+    let start = filter.start;
     if (cursor !== undefined) {
-      afterSeq = Number(cursor);
-      if (!/^\d+$/.test(cursor) || !Number.isSafeInteger(afterSeq))
-        throw validationError([{ path: "cursor", message: "not a cursor returned by this endpoint" }]);
+      if (!/^\d{1,15}$/.test(cursor)) throw COMMON_ERRORS.VALIDATION_FAILED("cursor: not a cursor returned by this endpoint", { errors: [{ path: "cursor", message: "not a cursor returned by this endpoint" }] });
+      start = Math.max(start ?? 0, Number(cursor));
     }
-    const rows = await repo.list({ ...filter, afterSeq }, limit + 1);
+    const rows = await repo.list({ ...filter, start }, limit + 1);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
       items: page.map(toAuditEntry),
-      next_cursor: rows.length > limit && last ? String(last.seq) : null,
+      next_cursor: rows.length > limit && last ? String(last.seq + 1) : null,
     };
   };
 
@@ -85,6 +118,6 @@ export const auditService = ({ repo, clock }: Deps) => {
     return toAuditEntry(row);
   };
 
-  return { append, list, get };
+  return { append, appendBatch, list, get };
 };
 export type AuditService = ReturnType<typeof auditService>;

@@ -1,5 +1,14 @@
-// The append-only audit table (UPDATE/DELETE/TRUNCATE rejected by trigger, see migration 0001).
-import { bigint, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+// Tables of the audit domain: the append-only entries (each with the canonical JSON it was hashed
+// from), the Merkle tree's complete subtrees, and the signed checkpoints. UPDATE, DELETE and
+// TRUNCATE are rejected by triggers on all three (migrations 0001, 0002).
+import { bigint, customType, jsonb, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
+
+/** bytea as a Buffer on both drivers (PGlite returns Uint8Array, node-postgres Buffer). */
+export const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+  fromDriver: (value) => Buffer.from(value),
+  toDriver: (value) => value,
+});
 
 export const auditLog = pgTable("audit_log", {
   seq: bigint("seq", { mode: "number" }).primaryKey(),
@@ -14,4 +23,20 @@ export const auditLog = pgTable("audit_log", {
   before: jsonb("before"),
   after: jsonb("after"),
   details: jsonb("details"),
+  leaf: text("leaf").notNull(),
+  leafHash: bytea("leaf_hash").notNull(),
+});
+
+export const auditTree = pgTable("audit_tree", {
+  level: smallint("level").notNull(),
+  idx: bigint("idx", { mode: "number" }).notNull(),
+  hash: bytea("hash").notNull(),
+});
+
+export const auditCheckpoints = pgTable("audit_checkpoints", {
+  treeSize: bigint("tree_size", { mode: "number" }).primaryKey(),
+  rootHash: bytea("root_hash").notNull(),
+  note: text("note").notNull(),
+  keyId: text("key_id").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
 });

@@ -26,8 +26,10 @@ export type RejectedEntry = { id: string; value: string; reason: string };
  *   expiry      Float64Array(2 * segments): exact min and max expiresAt of segment i's entries. isBlocked is
  *               "max > now" and never reads list or per-entry data; match skips per-entry expiry reads when
  *               "min > now".
- *   buckets     Uint32Array(65537): buckets[h] = first segment whose start's top 16 bits are >= h, so the
- *               binary search only spans the segments starting in the address's top-16-bit bucket.
+ *   buckets     Uint32Array(2^bits + 1): buckets[h] = first segment whose start's top `bits` bits are >= h,
+ *               so the binary search only spans the segments starting in the address's bucket. bits is 16
+ *               for IPv4 (startLow depends on it); IPv6 tables under 4096 segments use 8, which keeps
+ *               rebuilding a small overlay matcher cheap.
  * IPv6:
  *   starts/ends Uint32Array, 4 big-endian words per segment, compared lexicographically.
  * IPv4 (tuned for the hot path, where each dependent cache miss costs more than the arithmetic):
@@ -46,6 +48,8 @@ type Table = {
   readonly list: Int32Array;
   readonly expiry: Float64Array;
   readonly buckets: Uint32Array;
+  /** 32 - bucket bits: the bucket of a start (or address) is its first word >>> bucketShift */
+  readonly bucketShift: number;
 };
 
 type V4Table = Table & { readonly startLow: Uint16Array; readonly hot: Uint32Array };
@@ -197,7 +201,9 @@ export function matcherMemoryBytes(m: IpMatcher): number {
 }
 
 function tableBytes(t: Table): number {
-  return t.offsets.byteLength + t.list.byteLength + t.expiry.byteLength + t.buckets.byteLength;
+  // Empty tables share one bucket array, so it is not this matcher's memory.
+  const buckets = t.count === 0 ? 0 : t.buckets.byteLength;
+  return t.offsets.byteLength + t.list.byteLength + t.expiry.byteLength + buckets;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -241,7 +247,7 @@ function findV6(t: V6Table, a: Uint32Array): number {
   const a1 = a[1]!;
   const a2 = a[2]!;
   const a3 = a[3]!;
-  const h = a0 >>> 16;
+  const h = a0 >>> t.bucketShift;
   let lo = t.buckets[h]!;
   let hi = t.buckets[h + 1]!;
   while (lo < hi) {
@@ -621,6 +627,10 @@ function decrement(W: number, src: Uint32Array, si: number, dst: Uint32Array): v
 }
 
 /** Elementary segments of one family. Relies on CIDR ranges being nested or disjoint (the stack invariant). */
+// Shared by every table with no segments; nothing writes bucket tables after build.
+const EMPTY_BUCKETS_16 = new Uint32Array(65537);
+const EMPTY_BUCKETS_8 = new Uint32Array(257);
+
 function sweep(r: RangeSet, expiresAt: Float64Array): Segments {
   const W = r.W;
   const order = sortRanges(r);
@@ -630,6 +640,8 @@ function sweep(r: RangeSet, expiresAt: Float64Array): Segments {
   s.popUntil(null, 0);
   const count = s.offsets.length - 1;
   const starts = s.starts.trimmed();
+  // Small IPv6 tables get 256 buckets: the search is short anyway, and 256 KB per rebuild is not free.
+  const bucketShift = W === 4 && count < 4096 ? 24 : 16;
   return {
     W,
     count,
@@ -638,30 +650,37 @@ function sweep(r: RangeSet, expiresAt: Float64Array): Segments {
     offsets: s.offsets.trimmed(),
     list: s.list.trimmed(),
     expiry: s.expiry.trimmed(),
-    buckets: bucketIndex(count, starts, W),
+    buckets: bucketIndex(count, starts, W, bucketShift),
+    bucketShift,
   };
 }
 
-// The bucket key is the top 16 bits of a start's first word.
-function bucketIndex(count: number, starts: Uint32Array, stride: number): Uint32Array {
-  const buckets = new Uint32Array(65537);
-  let s = 0;
-  for (let h = 0; h <= 65536; h++) {
-    while (s < count && starts[s * stride]! >>> 16 < h) s++;
-    buckets[h] = s;
+// A segment's bucket is its start's first word >>> shift.
+function bucketIndex(count: number, starts: Uint32Array, stride: number, shift: number): Uint32Array {
+  if (count === 0) return shift === 16 ? EMPTY_BUCKETS_16 : EMPTY_BUCKETS_8;
+  const buckets = new Uint32Array((1 << (32 - shift)) + 1);
+  let h = 0;
+  for (let s = 0; s < count; s++) {
+    const key = starts[s * stride]! >>> shift;
+    if (key >= h) {
+      buckets.fill(s, h, key + 1);
+      h = key + 1;
+    }
   }
+  buckets.fill(count, h);
   return buckets;
 }
 
 /** Whole seconds, rounded up, of a max expiry, such that max is in ((c - 1) * 1000, c * 1000]. */
 function coarseSeconds(max: number): number {
   if (max === Infinity) return COARSE_NEVER;
-  if (!(max > 0)) return COARSE_EXACT;
+  // Non-positive values and anything past 2106 (seconds beyond 32 bits) take the exact path.
+  if (!(max > 0) || max > (COARSE_NEVER - 1) * 1000) return COARSE_EXACT;
   let c = Math.ceil(max / 1000);
-  // Division rounding can be off by one for huge or fractional values; settle the invariant exactly.
+  // Division rounding can be one off for fractional values; c * 1000 is exact here, so settle it exactly.
   if (c * 1000 < max) c++;
-  while (c > 1 && (c - 1) * 1000 >= max) c--;
-  return c >= COARSE_NEVER ? COARSE_EXACT : c;
+  if (c > 1 && (c - 1) * 1000 >= max) c--;
+  return c;
 }
 
 function toV4Table(s: Segments): V4Table {
@@ -672,9 +691,18 @@ function toV4Table(s: Segments): V4Table {
     hot[2 * i] = s.ends[i]!;
     hot[2 * i + 1] = coarseSeconds(s.expiry[2 * i + 1]!);
   }
-  return { count: s.count, offsets: s.offsets, list: s.list, expiry: s.expiry, buckets: s.buckets, startLow, hot };
+  return { count: s.count, offsets: s.offsets, list: s.list, expiry: s.expiry, buckets: s.buckets, bucketShift: s.bucketShift, startLow, hot };
 }
 
 function toV6Table(s: Segments): V6Table {
-  return { count: s.count, offsets: s.offsets, list: s.list, expiry: s.expiry, buckets: s.buckets, starts: s.starts, ends: s.ends };
+  return {
+    count: s.count,
+    offsets: s.offsets,
+    list: s.list,
+    expiry: s.expiry,
+    buckets: s.buckets,
+    bucketShift: s.bucketShift,
+    starts: s.starts,
+    ends: s.ends,
+  };
 }

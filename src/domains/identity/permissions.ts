@@ -10,6 +10,8 @@ export const PERMISSIONS = [
   "blocklist:force",
   "blocklist:check",
   "audit:read",
+  // Issue a signed checkpoint on demand (they are also issued on a timer).
+  "audit:checkpoint",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

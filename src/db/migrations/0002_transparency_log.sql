@@ -1,0 +1,30 @@
+-- The audit log becomes an RFC 9162 Merkle transparency log: each entry keeps the canonical (RFC 8785)
+-- JSON it was hashed from and its leaf hash; audit_tree holds the hash of every complete aligned
+-- subtree so any root or proof is O(log n) reads; audit_checkpoints keeps every signed checkpoint.
+ALTER TABLE audit_log ADD COLUMN leaf text NOT NULL;
+ALTER TABLE audit_log ADD COLUMN leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32);
+
+-- Node (level, idx) = Merkle tree hash of leaves [idx * 2^level, (idx + 1) * 2^level).
+CREATE TABLE audit_tree (
+  level smallint NOT NULL CHECK (level >= 0 AND level < 64),
+  idx bigint NOT NULL CHECK (idx >= 0),
+  hash bytea NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+);
+CREATE TRIGGER audit_tree_append_only BEFORE UPDATE OR DELETE ON audit_tree
+  FOR EACH ROW EXECUTE FUNCTION portcullis_reject_mutation();
+CREATE TRIGGER audit_tree_no_truncate BEFORE TRUNCATE ON audit_tree
+  FOR EACH STATEMENT EXECUTE FUNCTION portcullis_reject_mutation();
+
+-- One checkpoint per tree size: two nodes signing the same size must agree on the root.
+CREATE TABLE audit_checkpoints (
+  tree_size bigint PRIMARY KEY CHECK (tree_size >= 0),
+  root_hash bytea NOT NULL CHECK (length(root_hash) = 32),
+  note text NOT NULL,
+  key_id text NOT NULL,
+  created_at timestamptz NOT NULL
+);
+CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION portcullis_reject_mutation();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION portcullis_reject_mutation();
