@@ -30,6 +30,28 @@ export type Database = {
   close(): Promise<void>;
 };
 
+// Callbacks to run once a transaction has committed (caches that must only ever hold committed state).
+const afterCommitHooks = new WeakMap<object, (() => void)[]>();
+
+/** Runs `fn` after `tx` commits; never if it rolls back. */
+export const afterCommit = (tx: Tx, fn: () => void): void => {
+  const hooks = afterCommitHooks.get(tx);
+  if (!hooks) throw new Error("afterCommit needs a transaction opened with Database.transaction");
+  hooks.push(fn);
+};
+
+const withAfterCommit =
+  (orm: Db) =>
+  async <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => {
+    const hooks: (() => void)[] = [];
+    const result = await orm.transaction(async (tx) => {
+      afterCommitHooks.set(tx, hooks);
+      return fn(tx);
+    });
+    for (const hook of hooks) hook();
+    return result;
+  };
+
 export type OpenOptions = { databaseUrl?: string | undefined; dataDir?: string | undefined; poolSize?: number };
 
 /** Opens PostgreSQL when a URL is given, else PGlite in `dataDir` (guarded by a PID lock), else in memory. */
@@ -54,7 +76,7 @@ const openPglite = async (dataDir: string | undefined): Promise<Database> => {
   return {
     kind: "pglite",
     orm,
-    transaction: (fn) => orm.transaction(fn),
+    transaction: withAfterCommit(orm),
     rawTransaction: (fn) =>
       client.transaction((tx) =>
         fn({
@@ -86,7 +108,7 @@ const openPostgres = async (url: string, poolSize: number): Promise<Database> =>
   return {
     kind: "postgres",
     orm,
-    transaction: (fn) => orm.transaction(fn),
+    transaction: withAfterCommit(orm),
     rawTransaction: async (fn) => {
       const client = await pool.connect();
       try {

@@ -10,6 +10,8 @@ $$;
 
 -- Audit log: one row per state change, written in the same transaction as the change.
 -- seq is gap-free from 0 (appenders serialise on an advisory lock), the Merkle log's leaf index.
+-- leaf is the entry's RFC 8785 canonical JSON (actor, target, before/after, details...), the exact
+-- bytes hashed into the log; the other columns exist to filter on.
 CREATE TABLE audit_log (
   seq bigint PRIMARY KEY CHECK (seq >= 0),
   occurred_at timestamptz NOT NULL,
@@ -20,9 +22,8 @@ CREATE TABLE audit_log (
   target_type text,
   target_id text,
   request_id text,
-  before jsonb,
-  after jsonb,
-  details jsonb
+  leaf text NOT NULL,
+  leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32)
 );
 CREATE INDEX audit_log_target ON audit_log (target_type, target_id, seq);
 CREATE INDEX audit_log_action ON audit_log (action, seq);

@@ -1,8 +1,6 @@
--- The audit log becomes an RFC 9162 Merkle transparency log: each entry keeps the canonical (RFC 8785)
--- JSON it was hashed from and its leaf hash; audit_tree holds the hash of every complete aligned
--- subtree so any root or proof is O(log n) reads; audit_checkpoints keeps every signed checkpoint.
-ALTER TABLE audit_log ADD COLUMN leaf text NOT NULL;
-ALTER TABLE audit_log ADD COLUMN leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32);
+-- The audit log as an RFC 9162 Merkle transparency log: audit_tree holds the hash of every complete
+-- aligned subtree so any root or proof costs O(log n) reads; audit_checkpoints keeps every signed
+-- checkpoint.
 
 -- Node (level, idx) = Merkle tree hash of leaves [idx * 2^level, (idx + 1) * 2^level).
 CREATE TABLE audit_tree (

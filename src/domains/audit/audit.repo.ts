@@ -59,11 +59,38 @@ export const auditRepo = (db: Executor) => {
     },
     treeSize,
     nodeReader,
-    insertEntries: async (tx: Tx, rows: AuditRow[]) => {
-      await tx.insert(auditLog).values(rows);
-    },
-    insertNodes: async (tx: Tx, nodes: { key: NodeKey; hash: Buffer }[]) => {
-      if (nodes.length) await tx.insert(auditTree).values(nodes.map((n) => ({ level: n.key.level, idx: n.key.index, hash: n.hash })));
+    /**
+     * Entries and their new tree nodes in one statement and one round trip. Rows travel as one JSON
+     * parameter (json_to_recordset), which both drivers pass as plain text.
+     */
+    insertEntriesAndNodes: async (tx: Tx, rows: AuditRow[], nodes: { key: NodeKey; hash: Buffer }[]) => {
+      const entries = JSON.stringify(
+        rows.map((r) => ({
+          seq: r.seq,
+          occurred_at: r.occurredAt.toISOString(),
+          actor_type: r.actorType,
+          actor_id: r.actorId,
+          actor_name: r.actorName,
+          action: r.action,
+          target_type: r.targetType,
+          target_id: r.targetId,
+          request_id: r.requestId,
+          leaf: r.leaf,
+          leaf_hash: r.leafHash.toString("hex"),
+        })),
+      );
+      const tree = JSON.stringify(nodes.map((n) => ({ level: n.key.level, idx: n.key.index, hash: n.hash.toString("hex") })));
+      await tx.execute(sql`
+        -- A data-modifying CTE always runs to completion, whether or not the outer statement reads it.
+        WITH entries AS (
+          INSERT INTO audit_log (seq, occurred_at, actor_type, actor_id, actor_name, action, target_type, target_id, request_id, leaf, leaf_hash)
+          SELECT seq, occurred_at, actor_type, actor_id, actor_name, action, target_type, target_id, request_id, leaf, decode(leaf_hash, 'hex')
+          FROM json_to_recordset(${entries}::json) AS u(
+            seq bigint, occurred_at timestamptz, actor_type text, actor_id text, actor_name text, action text,
+            target_type text, target_id text, request_id text, leaf text, leaf_hash text)
+        )
+        INSERT INTO audit_tree (level, idx, hash)
+        SELECT level, idx, decode(hash, 'hex') FROM json_to_recordset(${tree}::json) AS n(level smallint, idx bigint, hash text)`);
     },
     list: async (filter: AuditFilter, limit: number, ex: Executor = db): Promise<AuditRow[]> => {
       const where: SQL[] = [];

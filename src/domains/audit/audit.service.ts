@@ -3,10 +3,10 @@
 // fail together. Each entry becomes a leaf of the Merkle transparency log: its RFC 8785 canonical
 // JSON is stored beside it, hashed per RFC 9162, and the tree's new complete subtrees are written in
 // the same transaction.
-import type { Tx } from "../../db/client.ts";
+import { afterCommit, type Tx } from "../../db/client.ts";
 import { COMMON_ERRORS } from "../../lib/errors.ts";
 import { canonicalize } from "../../lib/jcs.ts";
-import { appendMany, leafHash } from "../../lib/merkle.ts";
+import { appendMany, leafHash, nodeKeyString, rangeNodes, type NodeReader } from "../../lib/merkle.ts";
 import type { Clock } from "../../lib/time.ts";
 import { actorIdentity, requirePermission, type Actor } from "../identity/principal.ts";
 import type { AuditFilter, AuditRepo, AuditRow } from "./audit.repo.ts";
@@ -48,7 +48,12 @@ const json = (v: unknown) => (v === undefined ? null : (JSON.parse(JSON.stringif
 type Deps = { repo: AuditRepo; clock: Clock };
 
 export const auditService = ({ repo, clock }: Deps) => {
-  /** Appends entries as one batch (one lock, one tree read); returns their indices. */
+  // The right edge of the committed tree (the perfect subtrees tiling [0, size)): all an append needs.
+  // Set only after a commit, so a size match proves it describes the database's tree (committed
+  // history is linear under the appender lock); any other node's append changes the size.
+  let frontier: { size: number; nodes: Map<string, Buffer> } | undefined;
+
+  /** Appends entries as one batch (one lock, at most one tree read); returns their indices. */
   const appendBatch = async (tx: Tx, actor: Actor, entries: AuditEntryInput[]): Promise<number[]> => {
     const size = await repo.lockForAppend(tx);
     const who = actorIdentity(actor);
@@ -76,20 +81,34 @@ export const auditService = ({ repo, clock }: Deps) => {
         targetType: leafBody.target?.type ?? null,
         targetId: leafBody.target?.id ?? null,
         requestId: actor.requestId,
-        before: leafBody.before,
-        after: leafBody.after,
-        details: leafBody.details,
         leaf,
         leafHash: leafHash(Buffer.from(leaf, "utf8")),
       };
     });
+    const edge = frontier?.size === size ? frontier.nodes : await repo.nodeReader(tx)(rangeNodes(0, size));
+    const fromEdge: NodeReader = async (keys) => {
+      const missing = keys.filter((k) => !edge.has(nodeKeyString(k)));
+      const found = missing.length ? await repo.nodeReader(tx)(missing) : new Map<string, Buffer>();
+      for (const k of keys) if (edge.has(nodeKeyString(k))) found.set(nodeKeyString(k), edge.get(nodeKeyString(k))!);
+      return found;
+    };
     const nodes = await appendMany(
       size,
       rows.map((r) => r.leafHash),
-      repo.nodeReader(tx),
+      fromEdge,
     );
-    await repo.insertEntries(tx, rows);
-    await repo.insertNodes(tx, nodes);
+    await repo.insertEntriesAndNodes(tx, rows, nodes);
+    const newSize = size + rows.length;
+    const created = new Map(nodes.map((n) => [nodeKeyString(n.key), n.hash]));
+    const next = new Map<string, Buffer>();
+    for (const k of rangeNodes(0, newSize)) {
+      const hash = created.get(nodeKeyString(k)) ?? edge.get(nodeKeyString(k));
+      if (hash) next.set(nodeKeyString(k), hash);
+    }
+    const complete = next.size === rangeNodes(0, newSize).length;
+    afterCommit(tx, () => {
+      frontier = complete ? { size: newSize, nodes: next } : undefined;
+    });
     return rows.map((r) => r.seq);
   };
 

@@ -1,7 +1,7 @@
 // Tables of the audit domain: the append-only entries (each with the canonical JSON it was hashed
 // from), the Merkle tree's complete subtrees, and the signed checkpoints. UPDATE, DELETE and
 // TRUNCATE are rejected by triggers on all three (migrations 0001, 0002).
-import { bigint, customType, jsonb, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, customType, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
 
 /** bytea as a Buffer on both drivers (PGlite returns Uint8Array, node-postgres Buffer). */
 export const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
@@ -20,9 +20,6 @@ export const auditLog = pgTable("audit_log", {
   targetType: text("target_type"),
   targetId: text("target_id"),
   requestId: text("request_id"),
-  before: jsonb("before"),
-  after: jsonb("after"),
-  details: jsonb("details"),
   leaf: text("leaf").notNull(),
   leafHash: bytea("leaf_hash").notNull(),
 });
