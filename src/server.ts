@@ -35,8 +35,9 @@ export const startServer = async (loaded: LoadedConfig): Promise<RunningServer> 
         ? { cert: readFileSync(config.http.tlsCertFile), key: readFileSync(config.http.tlsKeyFile) }
         : undefined;
     app = await buildApp({ config, db, ...(https ? { https } : {}) });
-    const credential = await app.services.identity.bootstrapAdmin(config.bootstrapAdminToken);
+    // Listen first: if the port is taken we stop before creating an admin whose key nobody saw.
     await app.listen({ host: config.host, port: config.port });
+    const credential = await app.services.identity.bootstrapAdmin(config.bootstrapAdminToken);
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;

@@ -117,6 +117,26 @@ describe.each(DB_KINDS)("transparency log on %s", (kind) => {
     const verified = await cli(["audit", "verify", "--dir", dir, "--key", vkey, "--json"]);
     expect(verified.code, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, tree_size: readFileSync(join(dir, "entries.ndjson"), "utf8").trim().split("\n").length });
+    // Entries beyond the signed checkpoint, fields not covered by the leaf, junk lines: all refused.
+    const { cpSync } = await import("node:fs");
+    const variant = (name: string, edit: (lines: string[]) => string[]) => {
+      const d = join(work, name);
+      cpSync(dir, d, { recursive: true });
+      const lines = readFileSync(join(d, "entries.ndjson"), "utf8").trim().split("\n");
+      writeFileSync(join(d, "entries.ndjson"), `${edit(lines).join("\n")}\n`);
+      return d;
+    };
+    const extra = variant("extra-line", (l) => [...l, l[0]!]);
+    expect((await cli(["audit", "verify", "--dir", extra, "--key", vkey])).code).toBe(3);
+    const field = variant("extra-field", (l) => [JSON.stringify({ ...JSON.parse(l[0]!), approved_by: "CISO" }), ...l.slice(1)]);
+    const fieldResult = await cli(["audit", "verify", "--dir", field, "--key", vkey]);
+    expect(fieldResult.code).toBe(3);
+    expect(fieldResult.stderr).toContain("approved_by");
+    const junk = variant("null-line", (l) => ["null", ...l.slice(1)]);
+    expect((await cli(["audit", "verify", "--dir", junk, "--key", vkey])).code).toBe(4);
+    const unpinned = await cli(["audit", "verify", "--dir", dir, "--json"]);
+    expect(JSON.parse(unpinned.stdout)).toMatchObject({ ok: true, key_pinned: false });
+    expect(unpinned.stderr).toContain("warning");
     // A checkpoint rewritten in the export fails its signature: exit 1.
     const note = readFileSync(join(dir, "checkpoint"), "utf8");
     writeFileSync(join(dir, "checkpoint"), note.replace(/\n(\d+)\n/, (_m, n) => `\n${Number(n) - 1}\n`));

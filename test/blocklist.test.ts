@@ -157,6 +157,11 @@ describe.each(DB_KINDS)("blocklist on %s", (kind) => {
     expect(audit.map((e) => e.action)).toEqual(["blocklist.block.created", "blocklist.block.deactivated"]);
     expect(audit[1]).toMatchObject({ before: { active: true }, after: { active: false }, details: { reason: "false positive" } });
     expect((await post("/security/policy/blocks/00000000-0000-4000-8000-000000000000/deactivate", {})).json().code).toBe("BLOCK_NOT_FOUND");
+    // As in the README's curl example: no body at all.
+    const bare = (await post("/security/policy/blocks", { entity_type: "ip", value: "185.220.101.5" })).json().id;
+    const noBody = await t.app.inject({ method: "POST", url: `/security/policy/blocks/${bare}/deactivate`, headers: t.auth() });
+    expect(noBody.statusCode).toBe(200);
+    expect(noBody.json().active).toBe(false);
     expect((await get("/security/policy/blocks/not-a-uuid")).statusCode).toBe(404);
   });
 
@@ -199,6 +204,12 @@ describe.each(DB_KINDS)("blocklist on %s", (kind) => {
     expect(seen).toEqual(["page-user-4", "page-user-3", "page-user-2", "page-user-1", "page-user-0"]);
     expect((await get("/security/policy/blocks?limit=1001")).json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "limit" }] });
     expect((await get("/security/policy/blocks?cursor=garbage")).json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "cursor" }] });
+    for (const forged of [["2026-01-01T00:00:00Z", "x"], ["+275760-09-13T00:00:00Z", "00000000-0000-4000-8000-000000000000"], ["-271821-04-20T00:00:00Z", "00000000-0000-4000-8000-000000000000"]]) {
+      const cursor = Buffer.from(JSON.stringify(forged)).toString("base64url");
+      const res = await get(`/security/policy/blocks?cursor=${cursor}`);
+      expect(res.statusCode, JSON.stringify(forged)).toBe(400);
+      expect(res.json().errors[0].path).toBe("cursor");
+    }
     expect((await get("/security/policy/blocks?type=host")).statusCode).toBe(400);
     expect((await get("/security/policy/blocks?colour=red")).json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "colour" }] });
   });

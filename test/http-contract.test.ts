@@ -91,6 +91,19 @@ describe.each(DB_KINDS)("HTTP contract on %s", (kind) => {
     }
   });
 
+  it("refuses text that cannot be stored unchanged (unpaired surrogates, NUL) instead of altering it", async () => {
+    for (const payload of ['{"entity_type":"user","value":"eve","reason":"\\ud800"}', '{"entity_type":"user","value":"\\udc00x"}', '{"entity_type":"user","value":"a\\u0000b"}']) {
+      const res = await t.app.inject({ method: "POST", url: "/security/policy/blocks", payload, headers: { ...t.auth(), "content-type": "application/json" } });
+      expect(res.statusCode, payload).toBe(400);
+      expect(res.json().code).toBe("VALIDATION_FAILED");
+    }
+    const notes = await t.app.inject({ method: "POST", url: "/security/policy/", payload: '{"notes":"\\ud83d"}', headers: { ...t.auth(), "content-type": "application/json" } });
+    expect(notes.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "notes" }] });
+    const badUrl = await t.app.inject({ method: "GET", url: "/security/policy/blocks/%E0%A4%A", headers: t.auth() });
+    expect(badUrl.statusCode).toBe(400);
+    expect(badUrl.headers["content-type"]).toContain("application/problem+json");
+  });
+
   it("propagates a caller's request id and makes one otherwise", async () => {
     const res = await t.app.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "trace-abc-123" } });
     expect(res.headers["x-request-id"]).toBe("trace-abc-123");

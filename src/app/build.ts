@@ -28,6 +28,7 @@ import { blocklistRepo } from "../domains/blocklist/blocklist.repo.ts";
 import { blocklistService, type BlockChange, type BlockChangeFeed } from "../domains/blocklist/blocklist.service.ts";
 import { blocklistRoutes } from "../domains/blocklist/blocklist.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
+import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
 import { loggerOptions } from "./logger.ts";
 
@@ -46,7 +47,7 @@ export type BuildOptions = {
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-export const buildServices = (config: Config, db: Database, clock: Clock) => {
+export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void }) => {
   const auditStore = auditRepo(db.orm);
   const audit = auditService({ repo: auditStore, clock });
   const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
@@ -57,7 +58,9 @@ export const buildServices = (config: Config, db: Database, clock: Clock) => {
     db.kind === "postgres"
       ? { publish: async (tx: Tx, change: BlockChange) => void (await tx.execute(sql`SELECT pg_notify(${BLOCKLIST_CHANNEL}, ${JSON.stringify(change)})`)) }
       : { publish: async () => {} };
-  const blockIndex = new BlockIndex();
+  const blockIndex = new BlockIndex((rejected) =>
+    log?.warn({ rejected: rejected.slice(0, 20), count: rejected.length }, "blocks with values the matcher cannot use are not enforced"),
+  );
   const blocklist = blocklistService({
     db,
     repo: blocklistRepo(db.orm),
@@ -91,6 +94,10 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Errors raised before routing (a malformed URL) are problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, toAppError(error));
+    },
     requestIdHeader: false,
     genReqId: (req) => {
       const incoming = req.headers["x-request-id"];
@@ -102,7 +109,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const services = buildServices(config, db, clock);
+  const services = buildServices(config, db, clock, app.log);
   app.decorate("services", services);
   // Keep the route option objects themselves: plugins may still set their config after this hook runs.
   const routeTable: RouteEntry[] = [];
@@ -149,8 +156,9 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
 
-  // Background work: load the enforcement index, follow other nodes' changes, record expiries.
-  await services.blocklist.reloadIndex();
+  // Background work: follow other nodes' changes, load the enforcement index, record expiries.
+  // LISTEN starts before the first load: a change committed while loading arrives as a notification
+  // and is replayed on top of the snapshot (see BlockIndex), instead of being missed until restart.
   let stopListening: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
     stopListening = await db.listen(
@@ -169,6 +177,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       },
     );
   }
+  await services.blocklist.reloadIndex();
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;

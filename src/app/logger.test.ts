@@ -14,6 +14,16 @@ describe("maskSecrets", () => {
     const input = { a: 1, b: { c: [1, 2] } };
     expect(maskSecrets(input)).toBe(input);
   });
+  it("leaves class instances (raw requests) alone so their getters survive", () => {
+    class Req {
+      headers = { authorization: "Bearer x" };
+      get url() {
+        return "/x";
+      }
+    }
+    const req = new Req();
+    expect((maskSecrets({ req }) as { req: Req }).req.url).toBe("/x");
+  });
   it("survives cycles", () => {
     const a: Record<string, unknown> = { secret: "s" };
     a.self = a;

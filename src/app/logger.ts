@@ -30,6 +30,10 @@ export const REDACTED = "[redacted]";
 /** A copy of `value` with secret-named keys masked at any depth; unchanged objects are returned as is. */
 export const maskSecrets = (value: unknown, depth = 0, seen = new WeakSet<object>()): unknown => {
   if (value === null || typeof value !== "object" || depth > 16) return value;
+  // Only data is walked: class instances (raw requests, replies, sockets) go to pino's serializers
+  // untouched, and those never emit headers.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!Array.isArray(value) && !(value instanceof Error) && proto !== Object.prototype && proto !== null) return value;
   if (seen.has(value)) return value;
   seen.add(value);
   if (Array.isArray(value)) {

@@ -18,12 +18,18 @@ declare module "fastify" {
   }
 }
 
-/** Path of the first string containing NUL (PostgreSQL text cannot hold it), or undefined. */
-const findNul = (value: unknown, path: string, depth = 0): string | undefined => {
-  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+/**
+ * Path of the first string PostgreSQL text or canonical JSON cannot hold unchanged (a NUL, or a lone
+ * UTF-16 surrogate that would silently become U+FFFD), or undefined. Keys are checked as well.
+ */
+const findUnstorable = (value: unknown, path: string, depth = 0): string | undefined => {
+  const bad = (s: string) => s.includes("\u0000") || !s.isWellFormed();
+  if (typeof value === "string") return bad(value) ? path : undefined;
   if (depth > 32 || value === null || typeof value !== "object") return undefined;
   for (const [key, inner] of Object.entries(value)) {
-    const found = findNul(inner, path ? `${path}.${key}` : key, depth + 1);
+    const at = path ? `${path}.${key}` : key;
+    if (bad(key)) return at;
+    const found = findUnstorable(inner, at, depth + 1);
     if (found !== undefined) return found;
   }
   return undefined;
@@ -32,9 +38,12 @@ const findNul = (value: unknown, path: string, depth = 0): string | undefined =>
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.addHook("preValidation", async (request) => {
     for (const [where, value] of [["query", request.query], ["path", request.params], ["body", request.body]] as const) {
-      const path = findNul(value, "");
+      const path = findUnstorable(value, "");
       if (path !== undefined)
-        throw validationError([{ path, message: "contains a NUL character" }], `${where} ${path || "(root)"}: contains a NUL character`);
+        throw validationError(
+          [{ path, message: "contains a NUL character or an unpaired UTF-16 surrogate" }],
+          `${where} ${path || "(root)"}: contains a NUL character or an unpaired UTF-16 surrogate`,
+        );
     }
   });
   app.setErrorHandler(async (error, request, reply) => {

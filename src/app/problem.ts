@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AppError, COMMON_ERRORS, type FieldIssue } from "../lib/errors.ts";
+import { pgErrorCode } from "../db/errors.ts";
 
 export type Problem = {
   type: string;
@@ -48,6 +49,10 @@ export const toAppError = (error: unknown): AppError => {
   if (hasZodFastifySchemaValidationErrors(fe)) return fromValidation(fe);
   if (fe && typeof fe === "object" && fe.code === "FST_ERR_RESPONSE_SERIALIZATION") return COMMON_ERRORS.INTERNAL_ERROR("an internal error occurred");
   if (fe && typeof fe.code === "string" && FASTIFY_CODES[fe.code]) return FASTIFY_CODES[fe.code]!(fe);
+  // Safety net for input the schemas let through but the database refuses; details stay in the log.
+  const sqlState = pgErrorCode(error);
+  if (sqlState?.startsWith("22")) return COMMON_ERRORS.VALIDATION_FAILED("a value in the request is outside what can be stored", { errors: [] });
+  if (sqlState?.startsWith("23")) return COMMON_ERRORS.CONFLICT("the request conflicts with existing data");
   if (fe && fe.statusCode === 429) return COMMON_ERRORS.RATE_LIMITED(fe.message);
   if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     const code = fe.statusCode === 404 ? "NOT_FOUND" : fe.statusCode === 405 ? "METHOD_NOT_ALLOWED" : "BAD_REQUEST";

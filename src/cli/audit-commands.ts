@@ -31,7 +31,12 @@ const progress = (enabled: boolean, label: string) => {
 /** Runs a verification, printing one line (or JSON) and exiting with its documented code. */
 const runVerification = async (cmd: Command, work: () => Promise<Record<string, unknown>>) => {
   try {
-    const result = await work();
+    const result = await work().catch((error: unknown) => {
+      if (error instanceof VerifyFailure || error instanceof CliError) throw error;
+      throw new VerifyFailure(VERIFY_EXIT.MALFORMED, (error as Error).message);
+    });
+    if (result.key_pinned === false)
+      process.stderr.write("warning: no --key given; the export's own public-key file was trusted, so this proves integrity, not origin\n");
     if (json(cmd)) printJson({ ok: true, ...result });
     else process.stdout.write(`ok: ${Object.entries(result).map(([k, v]) => `${k}=${String(v)}`).join(" ")}\n`);
   } catch (error) {

@@ -55,12 +55,25 @@ const LEAF_FIELDS = ["index", "occurred_at", "actor", "action", "target", "reque
 
 /** Recomputes leaf hashes in order and feeds them to `builder`; `expected` is the next index. */
 export const checkEntry = (line: string, expected: number): Buffer => {
+  try {
+    return checkEntryStrict(line, expected);
+  } catch (error) {
+    if (error instanceof VerifyFailure) throw error;
+    // Anything else (numbers JSON cannot round-trip, odd types) means the input is not what we export.
+    throw new VerifyFailure(VERIFY_EXIT.MALFORMED, `entry ${expected}: ${(error as Error).message}`);
+  }
+};
+
+const checkEntryStrict = (line: string, expected: number): Buffer => {
   let entry: Record<string, unknown>;
   try {
     entry = JSON.parse(line) as Record<string, unknown>;
   } catch {
     throw new VerifyFailure(VERIFY_EXIT.MALFORMED, `entry ${expected}: not JSON`);
   }
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw new VerifyFailure(VERIFY_EXIT.MALFORMED, `entry ${expected}: not a JSON object`);
+  const extra = Object.keys(entry).filter((k) => k !== "leaf" && k !== "leaf_hash" && !(LEAF_FIELDS as readonly string[]).includes(k));
+  if (extra.length) throw new VerifyFailure(VERIFY_EXIT.MISMATCH, `entry ${expected}: fields not covered by its leaf: ${extra.join(", ")}`);
   if (typeof entry.leaf !== "string" || typeof entry.leaf_hash !== "string" || typeof entry.index !== "number")
     throw new VerifyFailure(VERIFY_EXIT.MALFORMED, `entry ${expected}: missing index, leaf or leaf_hash`);
   if (entry.index !== expected)
@@ -90,7 +103,9 @@ export const verifyEntries = async (
   const builder = new RootBuilder();
   for await (const line of entries) {
     if (line.trim() === "") continue;
-    if (builder.size >= checkpoint.size) break;
+    // Entries beyond the checkpoint are covered by no signature: an export must end at its checkpoint.
+    if (builder.size >= checkpoint.size)
+      throw new VerifyFailure(VERIFY_EXIT.MISMATCH, `more entries than the checkpoint's ${checkpoint.size}: entries beyond a signed checkpoint cannot be verified`);
     builder.push(checkEntry(line, builder.size));
     if (onProgress && builder.size % 1000 === 0) onProgress(builder.size);
   }
@@ -114,7 +129,8 @@ export const verifyExportDir = async (dir: string, key: string | undefined, onPr
   const verifier = loadVerifier(key ?? need("public-key"));
   const checkpoint = verifyCheckpointNote(readFileSync(need("checkpoint"), "utf8"), verifier);
   const count = await verifyEntries(fileLines(need("entries.ndjson")), checkpoint, onProgress && ((d) => onProgress(d, checkpoint.size)));
-  return { tree_size: count, root_hash: checkpoint.rootHash.toString("base64"), origin: checkpoint.origin };
+  // Without --key the export vouches for itself: whoever wrote it could have re-signed it.
+  return { tree_size: count, root_hash: checkpoint.rootHash.toString("base64"), origin: checkpoint.origin, key_pinned: key !== undefined };
 };
 
 export type ServerClient = { text(path: string): Promise<string>; json<T>(path: string): Promise<T> };

@@ -33,6 +33,18 @@ try {
     process.stderr.write(`error: ${error.message}\n`);
     process.exit(2);
   }
+  // Operating-system refusals a user can act on get one line, not a stack trace.
+  const code = (error as NodeJS.ErrnoException).code;
+  const OS_ERRORS: Record<string, string> = {
+    EADDRINUSE: "the address is already in use (another server on that port? set PORTCULLIS_PORT)",
+    EACCES: "permission denied",
+    EADDRNOTAVAIL: "that address is not available on this machine (check PORTCULLIS_HOST)",
+    ENOENT: "file not found",
+  };
+  if (code && OS_ERRORS[code]) {
+    process.stderr.write(`error: ${OS_ERRORS[code]}: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 }

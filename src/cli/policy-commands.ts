@@ -150,7 +150,11 @@ const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** "4h" -> now + 4 hours; ISO 8601 passes through. */
 export const parseExpiry = (text: string, now = Date.now()): string => {
   const m = DURATION.exec(text);
-  if (m) return new Date(now + Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]).toISOString();
+  if (m) {
+    const at = now + Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+    if (!Number.isFinite(at) || at > Date.UTC(9999, 0, 1)) throw new CliError(`--expires: ${text} is too far in the future (at most year 9999)`, 2);
+    return new Date(at).toISOString();
+  }
   if (!Number.isNaN(Date.parse(text)) && /\d{4}-\d{2}-\d{2}T/.test(text)) return text;
   throw new CliError(`--expires: "${text}" is neither an ISO 8601 time nor a duration like 30m, 4h, 7d`, 2);
 };

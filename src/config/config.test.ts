@@ -345,7 +345,7 @@ describe("environment variables", () => {
     const sweep = configError(() => load({ env: { PORTCULLIS_BLOCKLIST__SWEEP_INTERVAL_SECONDS: "0" } }));
     expect(sweep.message).toBe(
       'invalid config: blocklist.sweepIntervalSeconds = "0" (from env PORTCULLIS_BLOCKLIST__SWEEP_INTERVAL_SECONDS): ' +
-        "expected an integer >= 1",
+        "expected an integer between 1 and 86400",
     );
   });
 

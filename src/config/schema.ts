@@ -60,7 +60,8 @@ export const configSchema = z.strictObject({
       protectedNetworks: z.array(nonEmpty()).default([]),
       maxPrefixV4: z.number().int().min(0).max(32).default(8),
       maxPrefixV6: z.number().int().min(0).max(128).default(32),
-      sweepIntervalSeconds: z.number().int().min(1).default(30),
+      // Bounded: Node timers above 2^31 ms fire immediately, which would spin the sweep.
+      sweepIntervalSeconds: z.number().int().min(1).max(86_400).default(30),
     })
     .prefault({}),
 });

@@ -146,7 +146,10 @@ const openPostgres = async (url: string, poolSize: number): Promise<Database> =>
   };
 };
 
-/** A dedicated connection for LISTEN that reconnects with backoff; pooled clients cannot hold LISTEN. */
+/**
+ * A dedicated connection for LISTEN (pooled clients cannot hold one) that reconnects with backoff.
+ * TCP keepalive makes a connection silently dropped by a NAT or load balancer fail, so it is noticed.
+ */
 const pgListener = (url: string, channel: string, onMessage: (payload: string) => void, onReconnect?: () => void) => {
   let stopped = false;
   let client: pg.Client | undefined;
@@ -154,21 +157,31 @@ const pgListener = (url: string, channel: string, onMessage: (payload: string) =
   let attempt = 0;
   const quoted = `"${channel.replaceAll('"', '""')}"`;
   const connect = async (isReconnect: boolean): Promise<void> => {
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: url, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+    client = c;
     c.on("notification", (msg) => {
       if (msg.channel === channel) onMessage(msg.payload ?? "");
     });
-    c.on("error", () => scheduleReconnect());
-    c.on("end", () => scheduleReconnect());
-    await c.connect();
-    await c.query(`LISTEN ${quoted}`);
-    client = c;
+    c.on("error", () => scheduleReconnect(c));
+    c.on("end", () => scheduleReconnect(c));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${quoted}`);
+    } catch (error) {
+      await c.end().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      await c.end().catch(() => {});
+      return;
+    }
     attempt = 0;
     if (isReconnect) onReconnect?.();
   };
-  const scheduleReconnect = () => {
-    if (stopped || retryTimer) return;
+  const scheduleReconnect = (failed?: pg.Client) => {
+    if (stopped || retryTimer || (failed && failed !== client)) return;
     client = undefined;
+    failed?.end().catch(() => {});
     const delay = Math.min(30_000, 250 * 2 ** attempt++);
     retryTimer = setTimeout(() => {
       retryTimer = undefined;

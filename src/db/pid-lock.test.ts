@@ -55,3 +55,28 @@ describe("PID lock", () => {
     acquirePidLock(d).release();
   });
 });
+
+describe("PID lock takeover race", () => {
+  it("lets exactly one of several processes take over the same stale lock", async () => {
+    const { execFile } = await import("node:child_process");
+    const d = mkdtempSync(join(tmpdir(), "pc-lock-race-"));
+    try {
+      const script = `
+        import { acquirePidLock } from ${JSON.stringify(join(import.meta.dirname, "pid-lock.ts"))};
+        try { const l = acquirePidLock(process.argv[1]); process.stdout.write("acquired"); setTimeout(() => l.release(), 1500); }
+        catch (e) { process.stdout.write("refused"); }`;
+      for (let round = 0; round < 8; round++) {
+        const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]).stdout.toString();
+        writeFileSync(join(d, "portcullis.pid"), `${dead}\n`);
+        const run = () =>
+          new Promise<string>((resolve, reject) =>
+            execFile(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, d], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+          );
+        const outcomes = await Promise.all([run(), run(), run()]);
+        expect(outcomes.filter((o) => o === "acquired"), `round ${round}: ${outcomes.join(",")}`).toHaveLength(1);
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

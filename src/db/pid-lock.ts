@@ -1,7 +1,8 @@
 // PID lock for the embedded database: PGlite is single-process, so a second server (or CLI command)
 // on the same data dir must refuse with a clear message instead of corrupting it. A lock left by a
-// process that no longer exists is taken over.
-import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from "node:fs";
+// process that no longer exists is taken over; takeovers are serialised through a second exclusive
+// file so two processes finding the same stale lock cannot both win.
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export type PidLock = { readonly path: string; release(): void };
@@ -40,6 +41,31 @@ const readPid = (path: string): number | undefined => {
   }
 };
 
+const tryCreate = (path: string, content: string): boolean => {
+  try {
+    const fd = openSync(path, "wx", 0o600);
+    writeSync(fd, content);
+    closeSync(fd);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
+};
+
+const removeQuietly = (path: string) => {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+};
+
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+// A takeover file older than this was left by a process that died mid-takeover.
+const STALE_TAKEOVER_MS = 10_000;
+
 // Locks this process holds: a lock file naming our own PID is stale (a container restarted with the
 // same PID) unless we hold it right now.
 const heldHere = new Set<string>();
@@ -47,39 +73,37 @@ const heldHere = new Set<string>();
 export const acquirePidLock = (dataDir: string, pid = process.pid): PidLock => {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, "portcullis.pid");
+  const takeover = `${path}.takeover`;
   if (heldHere.has(path)) throw new DataDirLockedError(dataDir, pid, path);
-  // Two attempts: the second after removing a stale lock. If another process wins that race,
-  // its PID is alive and we refuse below.
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, `${pid}\n`);
-      closeSync(fd);
-      heldHere.add(path);
-      return {
-        path,
-        release: () => {
-          if (!heldHere.delete(path)) return;
-          if (readPid(path) === pid) {
-            try {
-              unlinkSync(path);
-            } catch {
-              // already gone
-            }
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = readPid(path);
-      if (holder !== undefined && holder !== pid && isAlive(holder)) throw new DataDirLockedError(dataDir, holder, path);
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    if (tryCreate(path, `${pid}\n`)) break;
+    const holder = readPid(path);
+    if (holder !== undefined && holder !== pid && isAlive(holder)) throw new DataDirLockedError(dataDir, holder, path);
+    // The lock looks stale. Only the process holding the takeover file may remove it, and only if it
+    // still names the same dead process: otherwise someone else took over first.
+    if (tryCreate(takeover, `${pid}\n`)) {
       try {
-        unlinkSync(path);
-      } catch {
-        // someone else removed it first; retry the exclusive create
+        if (readPid(path) === holder) removeQuietly(path);
+      } finally {
+        removeQuietly(takeover);
       }
+      continue;
     }
+    try {
+      if (Date.now() - statSync(takeover).mtimeMs > STALE_TAKEOVER_MS) removeQuietly(takeover);
+    } catch {
+      // the other takeover finished
+    }
+    if (Date.now() > deadline) throw new DataDirLockedError(dataDir, readPid(path) ?? -1, path);
+    sleepSync(20);
   }
-  const holder = readPid(path) ?? -1;
-  throw new DataDirLockedError(dataDir, holder, path);
+  heldHere.add(path);
+  return {
+    path,
+    release: () => {
+      if (!heldHere.delete(path)) return;
+      if (readPid(path) === pid) removeQuietly(path);
+    },
+  };
 };

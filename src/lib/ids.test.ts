@@ -13,3 +13,14 @@ describe("uuidv7", () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
+
+describe("visiblePrefix", () => {
+  it("shows the start of our random keys but nothing of a preset token", async () => {
+    const { visiblePrefix, generateApiKey } = await import("../domains/identity/identity.service.ts");
+    const key = generateApiKey();
+    expect(visiblePrefix(key)).toBe(key.slice(0, 11));
+    const preset = "CorrectHorseBatteryStaple-2026";
+    expect(visiblePrefix(preset)).toMatch(/^sha256:[0-9a-f]{8}$/);
+    expect(preset).not.toContain(visiblePrefix(preset).slice(7, 11));
+  });
+});

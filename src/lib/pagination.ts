@@ -3,6 +3,8 @@
 import { z } from "zod";
 import { validationError } from "./errors.ts";
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const paginationQuery = {
   limit: z.coerce.number().int().min(1).max(1000).default(50),
   cursor: z.string().max(512).optional(),
@@ -22,7 +24,9 @@ export const decodeCursor = (cursor: string | undefined): TimeIdCursor | undefin
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === "string" && typeof parsed[1] === "string") {
-      if (!Number.isNaN(Date.parse(parsed[0]))) return { t: parsed[0], id: parsed[1] };
+      const t = Date.parse(parsed[0]);
+      // Only what this API hands out: an ISO time PostgreSQL can hold and a UUID.
+      if (t >= Date.UTC(1970, 0, 1) && t < Date.UTC(9999, 0, 1) && UUID.test(parsed[1])) return { t: new Date(t).toISOString(), id: parsed[1] };
     }
   } catch {
     // fall through to the error below

@@ -105,12 +105,16 @@ export const auditRoutes: FastifyPluginAsyncZod<{ audit: AuditService; transpare
       config: { permission: "audit:read" },
       schema: {
         tags: ["audit"],
-        summary: "Checkpoint history, newest first; before= a tree size",
-        querystring: z.strictObject({ before: index().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }),
+        summary: "Checkpoint history, newest first; before= a tree size (next_cursor is the before= of the next page)",
+        querystring: z.strictObject({
+          before: index().optional(),
+          cursor: index().optional().describe("next_cursor of the previous page (same as before=)"),
+          limit: z.coerce.number().int().min(1).max(1000).default(50),
+        }),
         response: { 200: pageSchema(checkpointSchema), ...problems(400) },
       },
     },
-    async (request) => transparency.listCheckpoints(actorOf(request), request.query.before, request.query.limit),
+    async (request) => transparency.listCheckpoints(actorOf(request), request.query.cursor ?? request.query.before, request.query.limit),
   );
   app.get(
     "/audit/public-key",

@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import type { Config } from "../../config/index.ts";
+import { ConfigError, type Config } from "../../config/index.ts";
 import { ed25519RawPublicKey } from "../../lib/signed-note.ts";
 
 export type SigningKey = { privateKey: KeyObject; publicKeyRaw: Buffer; origin: string; source: string };
@@ -14,7 +14,8 @@ export const SIGNING_KEY_FILE = "audit-signing-key.pem";
 
 const loadPem = (pem: string, source: string): KeyObject => {
   const key = createPrivateKey(pem);
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${source}: the audit signing key must be Ed25519, not ${key.asymmetricKeyType}`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new ConfigError("signing.privateKey", source, `invalid config: ${source}: the audit signing key must be Ed25519, not ${key.asymmetricKeyType}`);
   return key;
 };
 
@@ -34,7 +35,11 @@ export const resolveSigningKey = (config: Config): SigningKey => {
     privateKey = loadPem(readFileSync(path, "utf8"), path);
     source = path;
   } else {
-    throw new Error(`signing.privateKey is required in the ${config.profile} profile (an Ed25519 private key in PEM)`);
+    throw new ConfigError(
+      "signing.privateKey",
+      "default",
+      `invalid config: signing.privateKey is required in the ${config.profile} profile (set PORTCULLIS_SIGNING__PRIVATE_KEY=file:/path/to/ed25519.pem)`,
+    );
   }
   const publicKeyRaw = ed25519RawPublicKey(createPublicKey(privateKey));
   // Default origin: stable for the key, so it never changes under an auditor's feet.

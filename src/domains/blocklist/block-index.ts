@@ -1,4 +1,7 @@
 // The in-memory view of active blocks that answers enforcement checks without touching the database.
+// Block ids are never reactivated, so a removed id is remembered (a tombstone) and any later upsert of
+// it, from a stale read or a reordered notification, is ignored. During a reload, upserts that arrive
+// are replayed on top of the loaded snapshot, so a change committed after the snapshot is not lost.
 // IP and CIDR blocks live in an immutable IpMatcher (rebuilt whole, swapped atomically) plus a small
 // overlay matcher holding changes since the last rebuild, so one new block costs a rebuild of the
 // overlay only and a check right after a write sees it. Users and API keys are exact-match maps.
@@ -37,13 +40,35 @@ export class BlockIndex {
   private values = new Map<string, IndexedBlock>();
   private valueKeyById = new Map<string, string>();
   private foldTimer: NodeJS.Timeout | undefined;
+  private tombstones = new Set<string>();
+  private reloadDepth = 0;
+  private upsertsDuringReload: IndexedBlock[] = [];
+
+  /** Called with entries the matcher could not use (corrupt values); they are not enforced. */
+  constructor(private readonly onRejected?: (rejected: readonly { id: string; value: string; reason: string }[]) => void) {}
+
+  /** Marks the start of a reload: upserts from now until replaceAll are replayed after it. */
+  beginReload(): void {
+    if (this.reloadDepth++ === 0) this.upsertsDuringReload = [];
+  }
+
+  /** A reload that failed: keep what we have. */
+  abortReload(): void {
+    this.reloadDepth = Math.max(0, this.reloadDepth - 1);
+    if (this.reloadDepth === 0) this.upsertsDuringReload = [];
+  }
 
   /** Replaces everything (startup, or after a lost change feed). */
   replaceAll(blocks: Iterable<IndexedBlock>): void {
+    const replay = this.reloadDepth > 0 ? this.upsertsDuringReload : [];
+    this.reloadDepth = Math.max(0, this.reloadDepth - 1);
+    if (this.reloadDepth === 0) this.upsertsDuringReload = [];
     this.ipBlocks = new Map();
     this.values = new Map();
     this.valueKeyById = new Map();
-    for (const block of blocks) {
+    this.overlayBlocks = new Map();
+    for (const block of [...blocks, ...replay]) {
+      if (this.tombstones.has(block.id)) continue;
       if (isIpType(block.type)) this.ipBlocks.set(block.id, block);
       else this.setValue(block);
     }
@@ -51,6 +76,8 @@ export class BlockIndex {
   }
 
   upsert(block: IndexedBlock): void {
+    if (this.tombstones.has(block.id)) return;
+    if (this.reloadDepth > 0) this.upsertsDuringReload.push(block);
     if (!isIpType(block.type)) {
       this.setValue(block);
       return;
@@ -62,6 +89,7 @@ export class BlockIndex {
   }
 
   remove(id: string): void {
+    this.tombstones.add(id);
     const key = this.valueKeyById.get(id);
     if (key !== undefined) {
       this.valueKeyById.delete(id);
@@ -107,6 +135,8 @@ export class BlockIndex {
 
   private setValue(block: IndexedBlock): void {
     const key = valueKey(block.type, block.value);
+    const previous = this.values.get(key);
+    if (previous && previous.id !== block.id) this.valueKeyById.delete(previous.id);
     this.values.set(key, block);
     this.valueKeyById.set(block.id, key);
   }
@@ -136,6 +166,7 @@ export class BlockIndex {
     // Expired entries stay until the sweep removes them; the matcher ignores them at lookup.
     const live = [...this.ipBlocks.values()];
     this.base = IpMatcher.build(live.map(toMatchEntry));
+    if (this.base.rejected.length) this.onRejected?.(this.base.rejected);
     this.baseIds = new Set(live.map((b) => b.id));
     this.overlayBlocks = new Map();
     this.overlay = IpMatcher.build([]);

@@ -70,4 +70,5 @@ export const checkResultSchema = z
   .meta({ id: "CheckResult" });
 export type CheckResult = z.infer<typeof checkResultSchema>;
 
-export const deactivateBlockSchema = z.strictObject({ reason: z.string().max(1000).optional() }).optional();
+// Fastify hands a missing body over as null (curl -X POST with no data), so null is accepted too.
+export const deactivateBlockSchema = z.strictObject({ reason: z.string().max(1000).optional() }).nullish();

@@ -223,7 +223,7 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
       await audit.append(tx, actor, {
         action: "blocklist.block.deactivated",
         target: { type: "block", id },
-        before: toBlock(existing.active ? existing : { ...existing, active: true }, now),
+        before: toBlock(existing, now),
         after: toBlock(updated, now),
         details: reason ? { reason } : undefined,
       });
@@ -285,7 +285,14 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
 
   /** Loads every active block into the index (startup and after a lost change feed). */
   const reloadIndex = async (): Promise<number> => {
-    const rows = await repo.loadActive(clock.now());
+    index.beginReload();
+    let rows: BlockRow[];
+    try {
+      rows = await repo.loadActive(clock.now());
+    } catch (error) {
+      index.abortReload();
+      throw error;
+    }
     index.replaceAll(rows.map(toIndexed));
     return rows.length;
   };

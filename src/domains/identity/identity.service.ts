@@ -12,7 +12,6 @@ import { systemActor, type UserPrincipal } from "./principal.ts";
 import type { IdentityRepo } from "./identity.repo.ts";
 
 export const IDENTITY_ERRORS = defineErrors({
-  UNAUTHENTICATED: { status: 401, title: "Authentication required" },
   API_KEY_INVALID: { status: 401, title: "API key not recognised" },
   API_KEY_REVOKED: { status: 401, title: "API key revoked" },
   API_KEY_EXPIRED: { status: 401, title: "API key expired" },
@@ -22,9 +21,12 @@ export const IDENTITY_ERRORS = defineErrors({
 export const API_KEY_PREFIX = "pc_";
 const MIN_TOKEN_LENGTH = 20;
 
-/** The part of a key that may be shown and logged: enough to tell keys apart, too little to guess the rest. */
+/**
+ * What may be shown and logged for a key: for our pc_ keys (32 random bytes) their first 8 characters;
+ * for a preset token of unknown strength, a fragment of its hash, so none of the secret is revealed.
+ */
 export const visiblePrefix = (token: string): string =>
-  token.startsWith(API_KEY_PREFIX) ? token.slice(0, API_KEY_PREFIX.length + 8) : token.slice(0, Math.min(8, Math.floor(token.length / 4)));
+  token.startsWith(API_KEY_PREFIX) && token.length >= 40 ? token.slice(0, API_KEY_PREFIX.length + 8) : `sha256:${sha256Hex(token).slice(0, 8)}`;
 
 export const generateApiKey = (): string => `${API_KEY_PREFIX}${randomToken(32)}`;
 
