@@ -31,20 +31,38 @@ export const auditRepo = (db: Executor) => {
   };
 
   /** Reads tree nodes in one query. */
+  // Committed tree nodes never change, so upper-level nodes (shared by many proofs) are cached once
+  // read outside a transaction. Reads inside a transaction may see that transaction's own uncommitted
+  // nodes, which a rollback would void, so they bypass the cache.
+  const upperNodes = new Map<string, Buffer>();
+  const CACHE_MIN_LEVEL = 4;
+  const CACHE_MAX = 200_000;
+
   const nodeReader =
     (ex: Executor = db): NodeReader =>
     async (keys: readonly NodeKey[]) => {
+      const cacheable = ex === db;
       const found = new Map<string, Buffer>();
-      if (keys.length === 0) return found;
+      const missing: NodeKey[] = [];
+      for (const k of keys) {
+        const hit = cacheable ? upperNodes.get(nodeKeyString(k)) : undefined;
+        if (hit) found.set(nodeKeyString(k), hit);
+        else missing.push(k);
+      }
+      if (missing.length === 0) return found;
       const wanted = sql.join(
-        keys.map((k) => sql`(${k.level}::smallint, ${k.index}::bigint)`),
+        missing.map((k) => sql`(${k.level}::smallint, ${k.index}::bigint)`),
         sql`, `,
       );
       const rows = await ex
         .select()
         .from(auditTree)
         .where(sql`(${auditTree.level}, ${auditTree.idx}) IN (${wanted})`);
-      for (const r of rows) found.set(nodeKeyString({ level: r.level, index: r.idx }), r.hash);
+      for (const r of rows) {
+        const key = nodeKeyString({ level: r.level, index: r.idx });
+        found.set(key, r.hash);
+        if (cacheable && r.level >= CACHE_MIN_LEVEL && upperNodes.size < CACHE_MAX) upperNodes.set(key, r.hash);
+      }
       return found;
     };
 
