@@ -69,8 +69,10 @@ export const auditRepo = (db: Executor) => {
   return {
     /** Takes the appender lock for the rest of `tx` and returns the current tree size. */
     lockForAppend: async (tx: Tx): Promise<number> => {
-      await tx.execute(sql`SELECT pg_advisory_xact_lock(${AUDIT_APPEND_LOCK})`);
-      return treeSize(tx);
+      const [row] = rowsOf<{ size: string | number }>(
+        await tx.execute(sql`SELECT portcullis_audit_lock_for_append(${AUDIT_APPEND_LOCK}) AS size`),
+      );
+      return Number(row!.size);
     },
     lockForCheckpoint: async (tx: Tx): Promise<void> => {
       await tx.execute(sql`SELECT pg_advisory_xact_lock(${CHECKPOINT_LOCK})`);
