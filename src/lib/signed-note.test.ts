@@ -263,7 +263,8 @@ describe("verifier keys", () => {
       `+${id}+${key}`,
       `log example+${id}+${key}`,
       `log\u00a0example+${id}+${key}`,
-      `${n}+${id.toUpperCase()}+${key}`,
+      // Upper-case hex (forced to contain a letter: a random id may be all digits).
+      `${n}+${/[a-f]/.test(id) ? id.toUpperCase() : `A${id.slice(1)}`}+${key}`,
       `${n}+${id.slice(1)}+${key}`,
       `${n}+0${id}+${key}`,
       `${n}+${id}+${key} `,
