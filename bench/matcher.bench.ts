@@ -7,21 +7,12 @@ import ipaddr from "ipaddr.js";
 import { IpMatcher, type MatchEntry } from "../src/domains/blocklist/matcher.ts";
 import { uint32ToIpv4 } from "../src/lib/ip.ts";
 import { measure, percentile, printTable, type BenchRow } from "./table.ts";
+import { mulberry32 } from "../src/lib/prng.ts";
 
 const LOOKUP_POOL = 1 << 16;
 const BATCH = 1000;
 const ITERATIONS = 2000;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function maskForBits(bits: number): number {
   if (bits <= 0) return 0;

@@ -24,6 +24,7 @@ import {
   verifyInclusion,
 } from "./merkle.ts";
 import type { NodeKey, NodeReader } from "./merkle.ts";
+import { mulberry32 } from "./prng.ts";
 
 const FIXTURES = "/work/shared/fixtures/rfc9162";
 
@@ -40,16 +41,9 @@ const walk = (dir: string): string[] =>
     });
 const b64 = (s: string): Buffer => Buffer.from(s, "base64");
 
-/** mulberry32: tiny, seeded, good enough to pick sizes and indices reproducibly. */
+/** Seeded, so sizes and indices reproduce. */
 const prng = (seed: number) => {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return { next, int: (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo + 1)) };
 };
 

@@ -4,17 +4,8 @@ import { describe, it, expect } from "vitest";
 import ipaddr from "ipaddr.js";
 import { IpMatcher, matcherMemoryBytes, type MatchEntry } from "./matcher.ts";
 import { normalizeCidr, normalizeIp, parseRange } from "../../lib/ip.ts";
+import { mulberry32 } from "../../lib/prng.ts";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const V4_MAX = (1n << 32n) - 1n;
 const V6_MAX = (1n << 128n) - 1n;
