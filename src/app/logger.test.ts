@@ -14,15 +14,12 @@ describe("maskSecrets", () => {
     const input = { a: 1, b: { c: [1, 2] } };
     expect(maskSecrets(input)).toBe(input);
   });
-  it("leaves class instances (raw requests) alone so their getters survive", () => {
-    class Req {
-      headers = { authorization: "Bearer x" };
-      get url() {
-        return "/x";
-      }
+  it("masks secrets inside class instances an error carries", () => {
+    class Conn {
+      password = "hunter2";
     }
-    const req = new Req();
-    expect((maskSecrets({ req }) as { req: Req }).req.url).toBe("/x");
+    const err = Object.assign(new Error("boom"), { conn: new Conn() });
+    expect(JSON.stringify(maskSecrets({ err }))).not.toContain("hunter2");
   });
   it("survives cycles", () => {
     const a: Record<string, unknown> = { secret: "s" };

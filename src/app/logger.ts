@@ -30,10 +30,6 @@ export const REDACTED = "[redacted]";
 /** A copy of `value` with secret-named keys masked at any depth; unchanged objects are returned as is. */
 export const maskSecrets = (value: unknown, depth = 0, seen = new WeakSet<object>()): unknown => {
   if (value === null || typeof value !== "object" || depth > 16) return value;
-  // Only data is walked: class instances (raw requests, replies, sockets) go to pino's serializers
-  // untouched, and those never emit headers.
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (!Array.isArray(value) && !(value instanceof Error) && proto !== Object.prototype && proto !== null) return value;
   if (seen.has(value)) return value;
   seen.add(value);
   if (Array.isArray(value)) {
@@ -58,8 +54,23 @@ export const maskSecrets = (value: unknown, depth = 0, seen = new WeakSet<object
   return copy ?? value;
 };
 
+// Request and reply objects are left to pino's serializers, which emit method, url, status and never
+// headers; copying them here would lose their prototype getters. Everything else (errors and anything
+// they carry, class instances included) is walked.
+const SERIALIZED_KEYS = new Set(["req", "res"]);
+const maskLogObject = (object: Record<string, unknown>): Record<string, unknown> => {
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(object)) {
+    if (SERIALIZED_KEYS.has(key)) continue;
+    const inner = object[key];
+    const masked = isSecretKey(key) && inner !== undefined && inner !== null ? REDACTED : maskSecrets(inner);
+    if (masked !== inner) (copy ??= { ...object })[key] = masked;
+  }
+  return copy ?? object;
+};
+
 export const loggerOptions = (config: Config, stream?: NodeJS.WritableStream): FastifyServerOptions["logger"] => ({
   level: config.log.level,
-  formatters: { log: (object) => maskSecrets(object) as Record<string, unknown> },
+  formatters: { log: maskLogObject },
   ...(stream ? { stream } : {}),
 });

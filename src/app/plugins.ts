@@ -7,6 +7,7 @@ import type { IdentityService } from "../domains/identity/identity.service.ts";
 import type { RoutePermission } from "../domains/identity/permissions.ts";
 import type { Actor, Principal } from "../domains/identity/principal.ts";
 import { sendProblem, toAppError } from "./problem.ts";
+import { pgErrorCode } from "../db/errors.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -49,6 +50,7 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler(async (error, request, reply) => {
     const appError = toAppError(error);
     if (appError.status >= 500) request.log.error({ err: error }, "request failed");
+    else if (pgErrorCode(error)) request.log.warn({ err: error }, "database refused a request's input");
     return sendProblem(request, reply, appError);
   });
   app.setNotFoundHandler(async (request, reply) =>

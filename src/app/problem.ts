@@ -49,10 +49,9 @@ export const toAppError = (error: unknown): AppError => {
   if (hasZodFastifySchemaValidationErrors(fe)) return fromValidation(fe);
   if (fe && typeof fe === "object" && fe.code === "FST_ERR_RESPONSE_SERIALIZATION") return COMMON_ERRORS.INTERNAL_ERROR("an internal error occurred");
   if (fe && typeof fe.code === "string" && FASTIFY_CODES[fe.code]) return FASTIFY_CODES[fe.code]!(fe);
-  // Safety net for input the schemas let through but the database refuses; details stay in the log.
-  const sqlState = pgErrorCode(error);
-  if (sqlState?.startsWith("22")) return COMMON_ERRORS.VALIDATION_FAILED("a value in the request is outside what can be stored", { errors: [] });
-  if (sqlState?.startsWith("23")) return COMMON_ERRORS.CONFLICT("the request conflicts with existing data");
+  // Safety net for input the schemas let through but the database refuses (the caller logs the cause).
+  // Integrity violations (class 23) the services did not anticipate stay 500s: they signal a bug.
+  if (pgErrorCode(error)?.startsWith("22")) return COMMON_ERRORS.VALIDATION_FAILED("a value in the request is outside what can be stored", { errors: [] });
   if (fe && fe.statusCode === 429) return COMMON_ERRORS.RATE_LIMITED(fe.message);
   if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     const code = fe.statusCode === 404 ? "NOT_FOUND" : fe.statusCode === 405 ? "METHOD_NOT_ALLOWED" : "BAD_REQUEST";

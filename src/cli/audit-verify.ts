@@ -80,11 +80,15 @@ const checkEntryStrict = (line: string, expected: number): Buffer => {
   const hash = leafHash(Buffer.from(entry.leaf, "utf8"));
   if (!hash.equals(Buffer.from(entry.leaf_hash, "base64")))
     throw new VerifyFailure(VERIFY_EXIT.MISMATCH, `entry ${expected}: leaf_hash is not the hash of its leaf`);
-  // Fast path: the shown fields, serialised in the order they were parsed, are the leaf byte for byte.
-  // That proves they are exactly what was hashed, and rules out duplicate keys or odd whitespace in the
-  // leaf (either would make the re-serialisation differ). Lines written by `audit export` take this path.
+  // The line itself must be plain JSON.stringify output: no duplicate keys (which JSON.parse resolves
+  // last-wins while a person or another parser may read the first), no non-finite numbers, no padding.
+  // Fast path for lines written by `audit export`: the leaf's own text with leaf and leaf_hash appended,
+  // and the parsed fields re-serialising to the leaf, which proves both at once.
   const { leaf: _leaf, leaf_hash: _leafHash, ...fields } = entry;
-  if (JSON.stringify(fields) === entry.leaf) return hash;
+  const exportedForm = `${entry.leaf.slice(0, -1)},"leaf":${JSON.stringify(entry.leaf)},"leaf_hash":${JSON.stringify(entry.leaf_hash)}}`;
+  if (line === exportedForm && JSON.stringify(fields) === entry.leaf) return hash;
+  if (line !== JSON.stringify(entry))
+    throw new VerifyFailure(VERIFY_EXIT.MISMATCH, `entry ${expected}: not in plain JSON form (duplicate keys, non-finite numbers or extra whitespace)`);
   // Otherwise the shown fields, canonicalised, must be the leaf byte for byte: that proves at once that
   // the leaf is canonical RFC 8785 JSON, that it holds exactly these fields, and its position.
   const shown = Object.fromEntries(LEAF_FIELDS.map((f) => [f, entry[f]]));
@@ -123,7 +127,7 @@ export async function* fileLines(path: string): AsyncIterable<string> {
     const text = rest + (chunk as string);
     let start = 0;
     for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
-      yield text.slice(start, nl);
+      yield text.charCodeAt(nl - 1) === 13 ? text.slice(start, nl - 1) : text.slice(start, nl);
       start = nl + 1;
     }
     rest = text.slice(start);

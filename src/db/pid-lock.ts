@@ -2,7 +2,7 @@
 // on the same data dir must refuse with a clear message instead of corrupting it. A lock left by a
 // process that no longer exists is taken over; takeovers are serialised through a second exclusive
 // file so two processes finding the same stale lock cannot both win.
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export type PidLock = { readonly path: string; release(): void };
@@ -41,18 +41,6 @@ const readPid = (path: string): number | undefined => {
   }
 };
 
-const tryCreate = (path: string, content: string): boolean => {
-  try {
-    const fd = openSync(path, "wx", 0o600);
-    writeSync(fd, content);
-    closeSync(fd);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
-  }
-};
-
 const removeQuietly = (path: string) => {
   try {
     unlinkSync(path);
@@ -60,6 +48,30 @@ const removeQuietly = (path: string) => {
     // already gone
   }
 };
+
+/**
+ * Creates `path` holding `content`, atomically: written to a private temp file first and then linked
+ * into place, so no other process ever sees the lock file empty (an empty file would look stale).
+ */
+const tryCreate = (path: string, content: string): boolean => {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const fd = openSync(tmp, "wx", 0o600);
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    removeQuietly(tmp);
+  }
+};
+
 
 const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -77,6 +89,7 @@ export const acquirePidLock = (dataDir: string, pid = process.pid): PidLock => {
   if (heldHere.has(path)) throw new DataDirLockedError(dataDir, pid, path);
   const deadline = Date.now() + 5_000;
   for (;;) {
+    if (Date.now() > deadline) throw new DataDirLockedError(dataDir, readPid(path) ?? -1, path);
     if (tryCreate(path, `${pid}\n`)) break;
     const holder = readPid(path);
     if (holder !== undefined && holder !== pid && isAlive(holder)) throw new DataDirLockedError(dataDir, holder, path);
@@ -95,7 +108,6 @@ export const acquirePidLock = (dataDir: string, pid = process.pid): PidLock => {
     } catch {
       // the other takeover finished
     }
-    if (Date.now() > deadline) throw new DataDirLockedError(dataDir, readPid(path) ?? -1, path);
     sleepSync(20);
   }
   heldHere.add(path);

@@ -27,12 +27,16 @@ CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_ch
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
   FOR EACH STATEMENT EXECUTE FUNCTION portcullis_reject_mutation();
 
--- Takes the appender lock and returns the tree size in one round trip. In a VOLATILE plpgsql function
--- each statement takes a fresh snapshot, so the size is read after the lock is held (a single SELECT
--- calling both would read the size from a snapshot taken before waiting for the lock).
-CREATE FUNCTION portcullis_audit_lock_for_append(lock_key bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+-- Takes the appender lock and returns the tree size and the last leaf's hash in one round trip. In a
+-- VOLATILE plpgsql function each statement takes a fresh snapshot, so both are read after the lock is
+-- held (a single SELECT calling both would read them from a snapshot taken before waiting for it).
+CREATE FUNCTION portcullis_audit_lock_for_append(lock_key bigint, OUT size bigint, OUT last_leaf_hash bytea)
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   PERFORM pg_advisory_xact_lock(lock_key);
-  RETURN (SELECT COALESCE(MAX(seq), -1) + 1 FROM audit_log);
+  SELECT seq + 1, leaf_hash INTO size, last_leaf_hash FROM audit_log ORDER BY seq DESC LIMIT 1;
+  IF size IS NULL THEN
+    size := 0;
+  END IF;
 END
 $$;

@@ -67,12 +67,12 @@ export const auditRepo = (db: Executor) => {
     };
 
   return {
-    /** Takes the appender lock for the rest of `tx` and returns the current tree size. */
-    lockForAppend: async (tx: Tx): Promise<number> => {
-      const [row] = rowsOf<{ size: string | number }>(
-        await tx.execute(sql`SELECT portcullis_audit_lock_for_append(${AUDIT_APPEND_LOCK}) AS size`),
+    /** Takes the appender lock for the rest of `tx`; returns the tree size and the last leaf's hash. */
+    lockForAppend: async (tx: Tx): Promise<{ size: number; lastLeafHash: Buffer | null }> => {
+      const [row] = rowsOf<{ size: string | number; last_leaf_hash: Uint8Array | null }>(
+        await tx.execute(sql`SELECT size, last_leaf_hash FROM portcullis_audit_lock_for_append(${AUDIT_APPEND_LOCK})`),
       );
-      return Number(row!.size);
+      return { size: Number(row!.size), lastLeafHash: row!.last_leaf_hash ? Buffer.from(row!.last_leaf_hash) : null };
     },
     lockForCheckpoint: async (tx: Tx): Promise<void> => {
       await tx.execute(sql`SELECT pg_advisory_xact_lock(${CHECKPOINT_LOCK})`);

@@ -49,13 +49,15 @@ type Deps = { repo: AuditRepo; clock: Clock };
 
 export const auditService = ({ repo, clock }: Deps) => {
   // The right edge of the committed tree (the perfect subtrees tiling [0, size)): all an append needs.
-  // Set only after a commit, so a size match proves it describes the database's tree (committed
-  // history is linear under the appender lock); any other node's append changes the size.
-  let frontier: { size: number; nodes: Map<string, Buffer> } | undefined;
+  // Set after a commit; used only when the size AND the last leaf hash read under the appender lock
+  // match, so it cannot describe a different tree: not after another node appended, and not after a
+  // transaction that looked committed but was rolled back (PostgreSQL turns COMMIT of a failed
+  // transaction into ROLLBACK without an error).
+  let frontier: { size: number; lastLeafHash: Buffer | null; nodes: Map<string, Buffer> } | undefined;
 
   /** Appends entries as one batch (one lock, at most one tree read); returns their indices. */
   const appendBatch = async (tx: Tx, actor: Actor, entries: AuditEntryInput[]): Promise<number[]> => {
-    const size = await repo.lockForAppend(tx);
+    const { size, lastLeafHash } = await repo.lockForAppend(tx);
     const who = actorIdentity(actor);
     const occurredAt = clock.now();
     const rows: AuditRow[] = entries.map((entry, i) => {
@@ -85,7 +87,11 @@ export const auditService = ({ repo, clock }: Deps) => {
         leafHash: leafHash(Buffer.from(leaf, "utf8")),
       };
     });
-    const edge = frontier?.size === size ? frontier.nodes : await repo.nodeReader(tx)(rangeNodes(0, size));
+    const cached =
+      frontier !== undefined &&
+      frontier.size === size &&
+      (frontier.lastLeafHash === null ? lastLeafHash === null : lastLeafHash !== null && frontier.lastLeafHash.equals(lastLeafHash));
+    const edge = cached ? frontier!.nodes : await repo.nodeReader(tx)(rangeNodes(0, size));
     const fromEdge: NodeReader = async (keys) => {
       const missing = keys.filter((k) => !edge.has(nodeKeyString(k)));
       const found = missing.length ? await repo.nodeReader(tx)(missing) : new Map<string, Buffer>();
@@ -106,8 +112,9 @@ export const auditService = ({ repo, clock }: Deps) => {
       if (hash) next.set(nodeKeyString(k), hash);
     }
     const complete = next.size === rangeNodes(0, newSize).length;
+    const newLastLeaf = rows[rows.length - 1]?.leafHash ?? lastLeafHash;
     afterCommit(tx, () => {
-      frontier = complete ? { size: newSize, nodes: next } : undefined;
+      frontier = complete ? { size: newSize, lastLeafHash: newLastLeaf, nodes: next } : undefined;
     });
     return rows.map((r) => r.seq);
   };

@@ -18,6 +18,7 @@ export type IndexedBlock = {
 };
 
 const OVERLAY_LIMIT = 1024;
+const TOMBSTONE_TTL_MS = 10 * 60_000;
 const FOLD_DELAY_MS = 2_000;
 
 const toMatchEntry = (block: IndexedBlock): MatchEntry & { block: IndexedBlock } => ({
@@ -40,7 +41,9 @@ export class BlockIndex {
   private values = new Map<string, IndexedBlock>();
   private valueKeyById = new Map<string, string>();
   private foldTimer: NodeJS.Timeout | undefined;
-  private tombstones = new Set<string>();
+  // id -> when it was removed. Only needed while a stale upsert of it could still arrive (a read or
+  // notification in flight, a reload's snapshot): pruned after TOMBSTONE_TTL_MS when no reload runs.
+  private tombstones = new Map<string, number>();
   private reloadDepth = 0;
   private upsertsDuringReload: IndexedBlock[] = [];
 
@@ -89,7 +92,7 @@ export class BlockIndex {
   }
 
   remove(id: string): void {
-    this.tombstones.add(id);
+    this.tombstones.set(id, Date.now());
     const key = this.valueKeyById.get(id);
     if (key !== undefined) {
       this.valueKeyById.delete(id);
@@ -163,6 +166,10 @@ export class BlockIndex {
   private fold(): void {
     if (this.foldTimer) clearTimeout(this.foldTimer);
     this.foldTimer = undefined;
+    if (this.reloadDepth === 0) {
+      const cutoff = Date.now() - TOMBSTONE_TTL_MS;
+      for (const [id, at] of this.tombstones) if (at < cutoff) this.tombstones.delete(id);
+    }
     // Expired entries stay until the sweep removes them; the matcher ignores them at lookup.
     const live = [...this.ipBlocks.values()];
     this.base = IpMatcher.build(live.map(toMatchEntry));

@@ -284,7 +284,14 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
   };
 
   /** Loads every active block into the index (startup and after a lost change feed). */
-  const reloadIndex = async (): Promise<number> => {
+  // Reloads run one after another, so an older snapshot can never finish after (and undo) a newer one.
+  let reloads: Promise<unknown> = Promise.resolve();
+  const reloadIndex = (): Promise<number> => {
+    const run = reloads.then(reloadOnce, reloadOnce);
+    reloads = run.catch(() => undefined);
+    return run;
+  };
+  const reloadOnce = async (): Promise<number> => {
     index.beginReload();
     let rows: BlockRow[];
     try {
