@@ -43,8 +43,9 @@ const row = (operation: string, r: autocannon.Result, reference?: { name: string
   operation,
   n: r.requests.total,
   opsPerSec: r.requests.average,
-  p50Ns: r.latency.p50 * 1e6,
-  p99Ns: r.latency.p99 * 1e6,
+  // autocannon measures latency in whole milliseconds: 0 means "under 1 ms", shown as "-".
+  p50Ns: r.latency.p50 > 0 ? r.latency.p50 * 1e6 : Number.NaN,
+  p99Ns: r.latency.p99 > 0 ? r.latency.p99 * 1e6 : Number.NaN,
   ...(reference ? { reference: reference.name, ratio: r.requests.average / reference.rps } : {}),
 });
 
