@@ -6,7 +6,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import pg from "pg";
+import { createScratchDatabase } from "../test/helpers/scratch-db.ts";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../src/config/index.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
@@ -32,26 +32,14 @@ const actor = systemActor("bench");
 const details = { entity_type: "ip", value: "5.188.86.172", reason: "ssh brute force from a honeypot", expires_at: null };
 
 const freshPostgres = async (): Promise<{ db: Database; drop: () => Promise<void> } | undefined> => {
-  const name = `pc_bench_${process.pid}_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  try {
-    await admin.connect();
-  } catch {
-    return undefined;
-  }
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(PG_URL);
-  u.pathname = `/${name}`;
-  const db = await openDatabase({ databaseUrl: u.toString(), poolSize: 4 });
+  const scratch = await createScratchDatabase(PG_URL, "pc_bench").catch(() => undefined);
+  if (!scratch) return undefined;
+  const db = await openDatabase({ databaseUrl: scratch.url, poolSize: 4 });
   return {
     db,
     drop: async () => {
       await db.close();
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await scratch.drop();
     },
   };
 };

@@ -12,6 +12,10 @@ const MIGRATION_LOCK_KEY = 7_310_001;
 
 export type Migration = { version: string; name: string; sql: string; checksum: string };
 
+// The bundled migrations never change while the process runs; /readyz asks on every probe.
+let bundled: Migration[] | undefined;
+const bundledMigrations = (): Migration[] => (bundled ??= loadMigrations());
+
 export const loadMigrations = (dir = MIGRATIONS_DIR): Migration[] =>
   readdirSync(dir)
     .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
@@ -38,7 +42,7 @@ const ensureTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`;
 
 /** Applies pending migrations; returns the versions applied now. */
-export const migrate = async (db: Database, migrations = loadMigrations()): Promise<string[]> =>
+export const migrate = async (db: Database, migrations = bundledMigrations()): Promise<string[]> =>
   db.rawTransaction(async (tx) => {
     if (db.kind === "postgres") await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
     await tx.exec(ensureTable);
@@ -63,7 +67,7 @@ export const migrate = async (db: Database, migrations = loadMigrations()): Prom
   });
 
 /** Pending migration versions; empty means the schema is current (used by /readyz). */
-export const pendingMigrations = async (db: Database, migrations = loadMigrations()): Promise<string[]> => {
+export const pendingMigrations = async (db: Database, migrations = bundledMigrations()): Promise<string[]> => {
   const rows = await db
     .query<{ version: string }>("SELECT version FROM schema_migrations")
     .catch(() => [] as { version: string }[]);

@@ -15,6 +15,7 @@ import {
   specialRanges,
 } from "./ip.ts";
 import { mulberry32 } from "./prng.ts";
+import { v4Text, v6Text } from "./ip.testing.ts";
 
 
 describe("normalizeIp: IPv4", () => {
@@ -268,7 +269,7 @@ describe("classifyIp", () => {
     for (const r of specialRanges()) {
       if (r.source === "ipv4Mapped") continue; // folds to IPv4 before classification
       for (const v of [r.first, r.last]) {
-        const text = r.family === 4 ? bigToV4(v) : bigToV6(v);
+        const text = r.family === 4 ? v4Text(v) : v6Text(v);
         expect([text, classifyIp(text)]).toEqual([text, r.cls]);
       }
     }
@@ -433,13 +434,3 @@ describe("hot-path parsers", () => {
   });
 });
 
-function bigToV4(v: bigint): string {
-  const n = Number(v);
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-function bigToV6(v: bigint): string {
-  const parts: number[] = [];
-  for (let k = 7; k >= 0; k--) parts.push(Number((v >> BigInt(k * 16)) & 0xffffn));
-  return new ipaddr.IPv6(parts).toRFC5952String();
-}

@@ -1,9 +1,9 @@
 // Test harness: a real database per suite (in-memory PGlite, and a fresh PostgreSQL database when
 // PORTCULLIS_TEST_DATABASE_URL is set) and an app built on it with a known admin token.
 // Under CI=true a missing PostgreSQL URL is an error, not a silent skip.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { Writable } from "node:stream";
-import pg from "pg";
+import { createScratchDatabase } from "./scratch-db.ts";
 import type { FastifyInstance } from "fastify";
 import { loadConfig, type Config } from "../../src/config/index.ts";
 import { openDatabase, type Database } from "../../src/db/client.ts";
@@ -21,31 +21,17 @@ if (process.env.CI === "true" && !pgUrl) {
 /** The database kinds every integration suite runs against. */
 export const DB_KINDS: DbKind[] = pgUrl ? ["pglite", "postgres"] : ["pglite"];
 
-export const withDatabase = (url: string, database: string) => {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-};
-
 /** A fresh, empty database; close() drops it (PostgreSQL) or discards it (PGlite). */
 export const openTestDatabase = async (kind: DbKind): Promise<Database & { url?: string }> => {
   if (kind === "pglite") return openDatabase({});
-  const name = `pc_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: pgUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = withDatabase(pgUrl!, name);
-  const db = await openDatabase({ databaseUrl: url, poolSize: 12 });
+  const scratch = await createScratchDatabase(pgUrl!, "pc_test");
+  const db = await openDatabase({ databaseUrl: scratch.url, poolSize: 12 });
   return {
     ...db,
-    url,
+    url: scratch.url,
     close: async () => {
       await db.close();
-      const c = new pg.Client({ connectionString: pgUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await scratch.drop();
     },
   };
 };

@@ -5,21 +5,11 @@ import ipaddr from "ipaddr.js";
 import { IpMatcher, matcherMemoryBytes, type MatchEntry } from "./matcher.ts";
 import { normalizeCidr, normalizeIp, parseRange } from "../../lib/ip.ts";
 import { mulberry32 } from "../../lib/prng.ts";
+import { v4Text, v6Text } from "../../lib/ip.testing.ts";
 
 
 const V4_MAX = (1n << 32n) - 1n;
 const V6_MAX = (1n << 128n) - 1n;
-
-function v4Text(v: bigint): string {
-  const n = Number(v);
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-function v6Text(v: bigint): string {
-  const parts: number[] = [];
-  for (let k = 7; k >= 0; k--) parts.push(Number((v >> BigInt(k * 16)) & 0xffffn));
-  return new ipaddr.IPv6(parts).toRFC5952String();
-}
 
 function randBig(rnd: () => number, bits: number): bigint {
   let v = 0n;
