@@ -19,7 +19,14 @@ import { auditRoutes } from "../domains/audit/audit.routes.ts";
 import { resolveSigningKey } from "../domains/audit/signing-key.ts";
 import { transparencyService } from "../domains/audit/transparency.service.ts";
 import { identityRepo } from "../domains/identity/identity.repo.ts";
-import { identityService } from "../domains/identity/identity.service.ts";
+import { identityService, type IdentityChangeFeed } from "../domains/identity/identity.service.ts";
+import { accountsService } from "../domains/identity/accounts.service.ts";
+import { keysService } from "../domains/identity/keys.service.ts";
+import { accessTokens } from "../domains/identity/access-tokens.ts";
+import { passwordHasher } from "../domains/identity/passwords.ts";
+import { identityRoutes } from "../domains/identity/identity.routes.ts";
+import { rateLimitPlugin } from "./rate-limit.ts";
+import { Redis } from "ioredis";
 import { policyRepo } from "../domains/policy/policy.repo.ts";
 import { policyService } from "../domains/policy/policy.service.ts";
 import { policyRoutes } from "../domains/policy/policy.routes.ts";
@@ -45,13 +52,22 @@ export type BuildOptions = {
 };
 
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
+const IDENTITY_CHANNEL = "portcullis_identity";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void }) => {
   const auditStore = auditRepo(db.orm);
   const audit = auditService({ repo: auditStore, clock });
   const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
-  const identity = identityService({ db, repo: identityRepo(db.orm), audit, clock });
+  const identityStore = identityRepo(db.orm);
+  const tokens = accessTokens(config, clock);
+  // Revocations, disables and role changes reach other nodes' caches through NOTIFY.
+  const identityFeed: IdentityChangeFeed =
+    db.kind === "postgres" ? { publish: async (tx: Tx) => void (await tx.execute(sql`SELECT pg_notify(${IDENTITY_CHANNEL}, '')`)) } : { publish: async () => {} };
+  const identity = identityService({ db, repo: identityStore, audit, clock, tokens, changeFeed: identityFeed, ...(log ? { log } : {}) });
+  const passwords = passwordHasher({ minLength: config.auth.passwordMinLength, memoryKiB: config.auth.argon2MemoryKiB, iterations: config.auth.argon2Iterations });
+  const accounts = accountsService({ db, repo: identityStore, audit, clock, config, identity, tokens, passwords });
+  const keys = keysService({ db, repo: identityStore, audit, clock, identity, defaultTtlDays: config.auth.apiKeyDefaultTtlDays });
   const policy = policyService({ db, repo: policyRepo(db.orm), audit, clock });
   // PGlite is one process: this node's own index update after commit is the whole fan-out.
   const changeFeed: BlockChangeFeed =
@@ -70,7 +86,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
-  return { audit, transparency, identity, policy, blocklist, blockIndex };
+  return { audit, transparency, identity, accounts, keys, passwords, policy, blocklist, blockIndex };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -140,6 +156,17 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   });
   if (config.http.corsOrigins.length) await app.register(cors, { origin: [...config.http.corsOrigins] });
   await app.register(authPlugin, { identity: services.identity });
+  // Shared counters across nodes when Redis is configured; commands fail fast rather than queue
+  // while it is unreachable (the limiter then fails open).
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 })
+    : undefined;
+  if (redis) {
+    redis.on("error", (err: Error) => app.log.warn({ err: { message: err.message } }, "redis (rate limits) unavailable"));
+    await redis.connect().catch((err: unknown) => app.log.warn({ err }, "redis (rate limits) unreachable at startup; limits fail open until it is back"));
+    app.addHook("onClose", async () => void (await redis.quit().catch(() => redis.disconnect())));
+  }
+  await app.register(rateLimitPlugin, { settings: config.rateLimit, ...(redis ? { redis } : {}) });
 
   await app.register(swagger, {
     openapi: {
@@ -167,6 +194,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   app.get("/openapi.json", { config: { permission: "public" }, schema: { hide: true } }, async () => app.swagger());
 
   await app.register(systemRoutes, { db });
+  await app.register(identityRoutes, { accounts: services.accounts, keys: services.keys });
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
@@ -175,7 +203,10 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
   // and is replayed on top of the snapshot (see BlockIndex), instead of being missed until restart.
   let stopListening: (() => Promise<void>) | undefined;
+  let stopIdentity: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
+    const clear = () => services.identity.invalidateCache();
+    stopIdentity = await db.listen(IDENTITY_CHANNEL, clear, clear);
     stopListening = await db.listen(
       BLOCKLIST_CHANNEL,
       (payload) => {
@@ -224,6 +255,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     clearInterval(checkpointTimer);
     services.blockIndex.close();
     await stopListening?.();
+    await stopIdentity?.();
   });
 
   await app.ready();

@@ -8,11 +8,19 @@ import type { RoutePermission } from "../domains/identity/permissions.ts";
 import type { Actor, Principal } from "../domains/identity/principal.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { pgErrorCode } from "../db/errors.ts";
+import type { RateClass } from "./rate-limit.ts";
+import { ACCOUNT_ERRORS } from "../domains/identity/accounts.service.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** What the route requires. Routes without one are denied to everybody (default deny). */
     permission?: RoutePermission;
+    /** A public route that uses the caller's identity when one is presented (logout). */
+    optionalAuth?: boolean;
+    /** Callable while the user must change an admin-reset password (whoami, password, sessions, logout). */
+    passwordChangeExempt?: boolean;
+    /** Which rate limit applies (see rate-limit.ts); default "management", health and docs none. */
+    rateClass?: RateClass;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -59,24 +67,30 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
 });
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+// Our keys are 46 characters and access tokens about 400; anything much longer is not a credential.
+const MAX_CREDENTIAL_LENGTH = 2048;
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: IdentityService }) => {
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (request) => {
     // No matched route: the not-found handler answers 404.
     if (request.is404) return;
-    const permission = request.routeOptions.config.permission;
-    if (permission === "public") return;
+    const { permission, optionalAuth, passwordChangeExempt } = request.routeOptions.config;
     const header = request.headers.authorization;
-    if (!header) throw COMMON_ERRORS.UNAUTHENTICATED("send an API key as Authorization: Bearer <key>");
+    if (permission === "public" && !(optionalAuth && header)) return;
+    if (!header) throw COMMON_ERRORS.UNAUTHENTICATED("send an API key or access token as Authorization: Bearer <credential>");
     const match = BEARER.exec(header);
-    if (!match || match[1]!.length > 512) throw COMMON_ERRORS.UNAUTHENTICATED("the Authorization header must be Bearer <key>");
-    const principal = await opts.identity.authenticateApiKey(match[1]!);
+    if (!match || match[1]!.length > MAX_CREDENTIAL_LENGTH)
+      throw COMMON_ERRORS.UNAUTHENTICATED("the Authorization header must be Bearer <credential> (an API key or an access token)");
+    const principal = await opts.identity.authenticate(match[1]!, request.ip ?? null);
     request.principal = principal;
+    if (permission === "public") return;
     if (permission === undefined)
       throw COMMON_ERRORS.FORBIDDEN("this route declares no permission, so it is denied to everyone (default deny)");
+    if (principal.mustChangePassword && !passwordChangeExempt)
+      throw ACCOUNT_ERRORS.PASSWORD_CHANGE_REQUIRED("an administrator reset your password: change it with POST /auth/password first");
     if (permission !== "authenticated" && !principal.permissions.has(permission))
-      throw COMMON_ERRORS.FORBIDDEN(`this needs the permission ${permission}, which role ${principal.role} does not have`, {
+      throw COMMON_ERRORS.FORBIDDEN(`this needs the permission ${permission}, which ${principal.keyPrefix ? `API key ${principal.keyPrefix}` : `role ${principal.role}`} does not have`, {
         required_permission: permission,
       });
   });

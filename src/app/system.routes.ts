@@ -1,10 +1,9 @@
-// Liveness, readiness and "who am I": what load balancers, orchestrators and scripts ask first.
+// Liveness and readiness: what load balancers and orchestrators ask first.
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Database } from "../db/client.ts";
 import { pendingMigrations } from "../db/migrate.ts";
 import { problems } from "./schemas.ts";
-import { actorOf } from "./plugins.ts";
 import { COMMON_ERRORS } from "../lib/errors.ts";
 
 export const systemRoutes: FastifyPluginAsyncZod<{ db: Database }> = async (app, { db }) => {
@@ -33,32 +32,6 @@ export const systemRoutes: FastifyPluginAsyncZod<{ db: Database }> = async (app,
       const pending = await pendingMigrations(db);
       if (pending.length) throw COMMON_ERRORS.SERVICE_UNAVAILABLE(`migrations not applied: ${pending.join(", ")}`, { pending_migrations: pending });
       return { status: "ready" as const, database: db.kind };
-    },
-  );
-  app.get(
-    "/auth/whoami",
-    {
-      config: { permission: "authenticated" },
-      schema: {
-        tags: ["identity"],
-        summary: "The calling principal and its effective permissions",
-        response: {
-          200: z.object({
-            kind: z.string(),
-            id: z.string(),
-            username: z.string(),
-            role: z.string(),
-            key_prefix: z.string().nullable(),
-            permissions: z.array(z.string()),
-          }),
-          ...problems(),
-        },
-      },
-    },
-    async (request) => {
-      const p = actorOf(request).principal;
-      if (p.kind === "system") throw COMMON_ERRORS.FORBIDDEN("system principals have no whoami");
-      return { kind: p.kind, id: p.userId, username: p.username, role: p.role, key_prefix: p.keyPrefix ?? null, permissions: [...p.permissions].sort() };
     },
   );
 };

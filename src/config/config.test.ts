@@ -53,6 +53,7 @@ const configError = (fn: () => unknown): ConfigError => {
 const prodBase = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   PORTCULLIS_PROFILE: "prod",
   PORTCULLIS_SIGNING__PRIVATE_KEY: ED25519_PEM,
+  PORTCULLIS_AUTH__JWT_PRIVATE_KEY: ED25519_PEM,
   ...extra,
 });
 
@@ -75,10 +76,31 @@ describe("defaults", () => {
       },
       signing: {},
       audit: { checkpointIntervalSeconds: 10 },
+      auth: {
+        accessTokenTtlSeconds: 900,
+        refreshTokenTtlSeconds: 1_209_600,
+        sessionMaxAgeSeconds: 2_592_000,
+        passwordMinLength: 12,
+        argon2MemoryKiB: 19_456,
+        argon2Iterations: 2,
+        lockoutThreshold: 5,
+        lockoutBaseSeconds: 60,
+        lockoutMaxSeconds: 3_600,
+        apiKeyDefaultTtlDays: 90,
+        oidc: { scopes: "openid profile email", usernameClaim: "preferred_username", roleClaim: "groups", roleMapping: [] },
+      },
+      rateLimit: {
+        enabled: true,
+        loginPerMinute: 10,
+        authPerMinute: 30,
+        managementPerMinute: 100,
+        ingestPerMinute: 12_000,
+        enforcementPerMinute: 1_200_000,
+      },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(25);
+    expect(Object.keys(sources)).toHaveLength(51);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
@@ -574,6 +596,8 @@ describe("prod refusals", () => {
         "  trustProxy: true",
         "signing:",
         `  privateKey: file:${keyFile}`,
+        "auth:",
+        `  jwtPrivateKey: file:${keyFile}`,
         "",
       ].join("\n"),
     );
@@ -583,6 +607,7 @@ describe("prod refusals", () => {
     expect(config.log.level).toBe("info");
     expect(config.signing.privateKey).toBe(ED25519_PEM.replace(/\n$/, ""));
     expect(config.bootstrapAdminToken).toBe(STRONG_TOKEN);
+    expect(config.auth.jwtPrivateKey).toBe(ED25519_PEM.replace(/\n$/, ""));
     expect(sources.profile).toEqual({ kind: "file", name: file });
   });
 
@@ -651,7 +676,7 @@ describe("renderConfig", () => {
   ];
 
   it("covers every secret path", () => {
-    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl"]);
+    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret"]);
   });
 
   it("prints aligned text lines with sources, masking secrets", () => {

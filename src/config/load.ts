@@ -506,9 +506,9 @@ function checkCrossField(config: Config, sourceOf: (field: string) => Source): v
     throw refuse("http.tlsKeyFile", tlsKeyFile, sourceOf("http.tlsKeyFile"), "http.tlsCertFile must be set too");
   }
 
-  const pem = config.signing.privateKey;
-  if (pem !== undefined) {
-    // Checked here so a bad key stops startup instead of failing the first signature.
+  // Checked here so a bad key stops startup instead of failing the first signature.
+  for (const [field, pem] of [["signing.privateKey", config.signing.privateKey], ["auth.jwtPrivateKey", config.auth.jwtPrivateKey]] as const) {
+    if (pem === undefined) continue;
     let type: string | undefined;
     try {
       type = createPrivateKey(pem).asymmetricKeyType;
@@ -517,13 +517,19 @@ function checkCrossField(config: Config, sourceOf: (field: string) => Source): v
     }
     if (type !== "ed25519") {
       const got = type ? ` (got a ${type} key)` : "";
-      throw refuse(
-        "signing.privateKey",
-        pem,
-        sourceOf("signing.privateKey"),
-        `expected a PEM-encoded, unencrypted Ed25519 private key${got}`,
-      );
+      throw refuse(field, pem, sourceOf(field), `expected a PEM-encoded, unencrypted Ed25519 private key${got}`);
     }
+  }
+
+  const oidc = config.auth.oidc;
+  if (oidc.issuer || oidc.clientId) {
+    for (const field of ["issuer", "clientId"] as const) {
+      if (!oidc[field]) throw refuse(`auth.oidc.${field}`, undefined, sourceOf(`auth.oidc.${field}`), "required when single sign-on is configured");
+    }
+    if (!oidc.redirectUri && !config.publicUrl)
+      throw refuse("auth.oidc.redirectUri", undefined, sourceOf("auth.oidc.redirectUri"), "set it, or set publicUrl so it defaults to <publicUrl>/auth/oidc/callback");
+    if (!oidc.roleMapping.length && !oidc.defaultRole)
+      throw refuse("auth.oidc.roleMapping", [], sourceOf("auth.oidc.roleMapping"), "map at least one claim value to a role, or set auth.oidc.defaultRole");
   }
 }
 
@@ -535,6 +541,14 @@ function checkProd(config: Config, sourceOf: (field: string) => Source): void {
       undefined,
       sourceOf("signing.privateKey"),
       `required in the prod profile (set ${envVarName("signing.privateKey")}=file:/path/to/ed25519.pem)`,
+    );
+  }
+  if (config.auth.jwtPrivateKey === undefined) {
+    throw refuse(
+      "auth.jwtPrivateKey",
+      undefined,
+      sourceOf("auth.jwtPrivateKey"),
+      `required in the prod profile (set ${envVarName("auth.jwtPrivateKey")}=file:/path/to/ed25519.pem)`,
     );
   }
   if (config.debug) throw refuse("debug", config.debug, sourceOf("debug"), inProd);

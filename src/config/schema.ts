@@ -55,6 +55,55 @@ export const configSchema = z.strictObject({
       checkpointIntervalSeconds: z.number().int().min(1).max(86_400).default(10),
     })
     .prefault({}),
+  auth: z
+    .strictObject({
+      // Ed25519 private key (PEM) that signs access tokens; every node of a cluster needs the same one.
+      // In the local profile only, generated into the data dir when absent.
+      jwtPrivateKey: nonEmpty().optional(),
+      accessTokenTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+      refreshTokenTtlSeconds: z.number().int().min(60).max(90 * 86_400).default(14 * 86_400),
+      // Absolute session lifetime: refreshing never extends a session past it.
+      sessionMaxAgeSeconds: z.number().int().min(60).max(365 * 86_400).default(30 * 86_400),
+      passwordMinLength: z.number().int().min(12).max(128).default(12),
+      // OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane).
+      argon2MemoryKiB: z.number().int().min(8_192).max(1_048_576).default(19_456),
+      argon2Iterations: z.number().int().min(1).max(10).default(2),
+      lockoutThreshold: z.number().int().min(1).max(100).default(5),
+      // The first lockout lasts this long; each further failure while over the threshold doubles it.
+      lockoutBaseSeconds: z.number().int().min(1).max(86_400).default(60),
+      lockoutMaxSeconds: z.number().int().min(1).max(7 * 86_400).default(3_600),
+      apiKeyDefaultTtlDays: z.number().int().min(1).max(3_650).default(90),
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }).optional(),
+          clientId: nonEmpty().optional(),
+          clientSecret: nonEmpty().optional(),
+          // Default: <publicUrl>/auth/oidc/callback.
+          redirectUri: z.url({ protocol: /^https?$/ }).optional(),
+          scopes: nonEmpty().default("openid profile email"),
+          usernameClaim: nonEmpty().default("preferred_username"),
+          // The claim holding group names (a string or an array of strings).
+          roleClaim: nonEmpty().default("groups"),
+          // "claim value=role" pairs, e.g. ["soc-admins=admin", "soc=analyst"]; the highest role wins.
+          roleMapping: z.array(z.string().regex(/^[^=]+=(viewer|analyst|approver|executor|admin)$/, "each entry is <claim value>=<role>")).default([]),
+          // Role for a user whose claims map to none; unset refuses the login.
+          defaultRole: z.enum(["viewer", "analyst", "approver", "executor", "admin"]).optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  rateLimit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      // Requests per minute. Login and refresh count per client address; everything else per
+      // authenticated principal (or per address when anonymous).
+      loginPerMinute: z.number().int().min(1).default(10),
+      authPerMinute: z.number().int().min(1).default(30),
+      managementPerMinute: z.number().int().min(1).default(100),
+      ingestPerMinute: z.number().int().min(1).default(12_000),
+      enforcementPerMinute: z.number().int().min(1).default(1_200_000),
+    })
+    .prefault({}),
   blocklist: z
     .strictObject({
       protectedNetworks: z.array(nonEmpty()).default([]),
@@ -68,7 +117,7 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 
-export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl"] as const;
+export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret"] as const;
 export type SecretPath = (typeof SECRET_PATHS)[number];
 
 // URLs keep their host/db visible when masked; operators need those to debug connectivity.

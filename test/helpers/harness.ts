@@ -38,10 +38,19 @@ export const openTestDatabase = async (kind: DbKind): Promise<Database & { url?:
 
 // One audit signing key per test process, passed through config so no test writes a key file.
 export const TEST_SIGNING_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+export const TEST_JWT_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 
 export const testConfig = (flags: Record<string, unknown> = {}): Config =>
   loadConfig({
-    flags: { "log.level": "warn", "signing.privateKey": TEST_SIGNING_KEY, "audit.origin": "test.portcullis/audit", ...flags },
+    // Rate limits are off unless a suite turns them on: suites make many requests as one principal.
+    flags: {
+      "log.level": "warn",
+      "signing.privateKey": TEST_SIGNING_KEY,
+      "auth.jwtPrivateKey": TEST_JWT_KEY,
+      "audit.origin": "test.portcullis/audit",
+      "rateLimit.enabled": false,
+      ...flags,
+    },
     env: {},
     cwd: process.cwd(),
   }).config;

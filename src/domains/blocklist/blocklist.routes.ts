@@ -42,7 +42,7 @@ export const blocklistRoutes: FastifyPluginAsyncZod<{ blocklist: BlocklistServic
   app.get(
     "/security/policy/blocks.txt",
     {
-      config: { permission: "blocklist:check" },
+      config: { permission: "blocklist:check", rateClass: "enforcement" },
       schema: {
         tags: ["blocklist"],
         summary: "Active IP and CIDR blocks, one per line (for ipset and nginx/HAProxy deny maps)",
@@ -76,7 +76,7 @@ export const blocklistRoutes: FastifyPluginAsyncZod<{ blocklist: BlocklistServic
   app.get(
     "/security/policy/check",
     {
-      config: { permission: "blocklist:check" },
+      config: { permission: "blocklist:check", rateClass: "enforcement" },
       // The hot path of every enforcement point: the service builds this body with exactly the schema's
       // fields, so plain JSON.stringify replaces the zod encode pass (~5% of the route's cost).
       serializerCompiler: () => (data) => JSON.stringify(data),

@@ -9,9 +9,16 @@ export type UserPrincipal = {
   username: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
+  kindOfUser: "human" | "service";
+  /** How the request authenticated: an API key, or an access token of a login session. */
+  via: "api_key" | "session";
   /** Set when the request authenticated with an API key. */
   keyId?: string;
   keyPrefix?: string;
+  /** Set when the request authenticated with an access token. */
+  sessionId?: string;
+  /** An admin reset the password: only changing it (and logging out) is allowed until then. */
+  mustChangePassword?: boolean;
 };
 
 /** The system itself: expiry sweeps, bootstrap, later the sentinel. */
