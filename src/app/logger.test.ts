@@ -27,3 +27,15 @@ describe("maskSecrets", () => {
     expect((maskSecrets(a) as Record<string, unknown>).secret).toBe(REDACTED);
   });
 });
+
+describe("request URLs in logs", () => {
+  it("masks credential-bearing query parameters and keeps the rest", async () => {
+    const { maskRequestUrl } = await import("./logger.ts");
+    expect(maskRequestUrl("/auth/oidc/callback?code=abc123&state=xyz&iss=https%3A%2F%2Fidp")).toBe(
+      "/auth/oidc/callback?code=[redacted]&state=[redacted]&iss=https%3A%2F%2Fidp",
+    );
+    expect(maskRequestUrl("/security/policy/check?ip=203.0.113.7")).toBe("/security/policy/check?ip=203.0.113.7");
+    expect(maskRequestUrl("/x?Token=1&%6Bey=2&flag")).toBe("/x?Token=[redacted]&%6Bey=[redacted]&flag");
+    expect(maskRequestUrl("/plain")).toBe("/plain");
+  });
+});

@@ -69,8 +69,37 @@ const maskLogObject = (object: Record<string, unknown>): Record<string, unknown>
   return copy ?? object;
 };
 
+// Query parameters that carry credentials (an OIDC callback's code and state, a token in a link).
+const SECRET_QUERY_PARAM = /^(code|state|token|access_token|refresh_token|id_token|key|api_key|password|session_state)$/i;
+
+/** The request URL as logged: credential-bearing query values replaced. */
+export const maskRequestUrl = (url: string): string => {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split("&")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name);
+      } catch {
+        // keep the raw name
+      }
+      return eq >= 0 && SECRET_QUERY_PARAM.test(decoded) ? `${name}=${REDACTED}` : pair;
+    });
+  return `${url.slice(0, q)}?${params.join("&")}`;
+};
+
+type RawRequest = { method: string; url: string; ip?: string; socket?: { remotePort?: number } };
+
 export const loggerOptions = (config: Config, stream?: NodeJS.WritableStream): FastifyServerOptions["logger"] => ({
   level: config.log.level,
   formatters: { log: maskLogObject },
+  serializers: {
+    req: (req: RawRequest) => ({ method: req.method, url: maskRequestUrl(req.url), remoteAddress: req.ip, remotePort: req.socket?.remotePort }),
+  },
   ...(stream ? { stream } : {}),
 });

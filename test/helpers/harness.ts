@@ -10,6 +10,7 @@ import { openDatabase, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { buildApp } from "../../src/app/build.ts";
 import type { Clock } from "../../src/lib/time.ts";
+import { recordCredentials, rememberSecret, watchLogs } from "./secret-scan.ts";
 
 export type DbKind = "pglite" | "postgres";
 
@@ -44,7 +45,8 @@ export const testConfig = (flags: Record<string, unknown> = {}): Config =>
   loadConfig({
     // Rate limits are off unless a suite turns them on: suites make many requests as one principal.
     flags: {
-      "log.level": "warn",
+      // info: request lines are logged too, so the leak scan (test/setup) sees what production would.
+      "log.level": "info",
       "signing.privateKey": TEST_SIGNING_KEY,
       "auth.jwtPrivateKey": TEST_JWT_KEY,
       "audit.origin": "test.portcullis/audit",
@@ -80,7 +82,10 @@ export const createTestApp = async (
       cb();
     },
   });
+  watchLogs(logs);
   const app = await buildApp({ config: testConfig(options.config), db, logStream, ...(options.clock ? { clock: options.clock } : {}) });
+  recordCredentials(app);
+  rememberSecret(ADMIN_TOKEN);
   await app.services.identity.bootstrapAdmin(ADMIN_TOKEN);
   return {
     app,
@@ -118,5 +123,6 @@ export const createKeyForRole = async (db: Database, role: "viewer" | "analyst" 
     revokedAt: null,
     revokedBy: null,
   });
+  rememberSecret(token);
   return { token, userId, prefix: visiblePrefix(token) };
 };
