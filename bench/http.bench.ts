@@ -63,6 +63,9 @@ export async function runHttpBench(): Promise<BenchRow[]> {
       PORTCULLIS_DATA_DIR: dataDir,
       PORTCULLIS_BOOTSTRAP_ADMIN_TOKEN: TOKEN,
       PORTCULLIS_LOG__LEVEL: "warn",
+      // Limits stay on (their cost is part of every request) but above what one load generator sends.
+      PORTCULLIS_RATE_LIMIT__MANAGEMENT_PER_MINUTE: "100000000",
+      PORTCULLIS_RATE_LIMIT__ENFORCEMENT_PER_MINUTE: "100000000",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -91,6 +94,20 @@ export async function runHttpBench(): Promise<BenchRow[]> {
     rows.push(row("GET /security/policy/check (not blocked)", miss, reference));
     const health = await load(`http://127.0.0.1:${ourPort}/healthz`);
     rows.push(row("GET /healthz (no auth)", health, reference));
+    // Authentication's cost on a no-op route: whoami with an API key and with a session's access
+    // token (EdDSA signature verified on every request), against the unauthenticated health probe.
+    const unauthenticated = { name: "GET /healthz", rps: health.requests.average };
+    const viaKey = await load(`http://127.0.0.1:${ourPort}/auth/whoami`, { authorization: headers.authorization });
+    if (viaKey.non2xx) throw new Error(`whoami answered ${viaKey.non2xx} non-2xx responses`);
+    rows.push(row("GET /auth/whoami (API key)", viaKey, unauthenticated));
+    const password = "bench-operator-passphrase-91c2";
+    await fetch(`http://127.0.0.1:${ourPort}/users`, { method: "POST", headers, body: JSON.stringify({ username: "bench-viewer", role: "viewer", password }) });
+    const session = (await (
+      await fetch(`http://127.0.0.1:${ourPort}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "bench-viewer", password }) })
+    ).json()) as { access_token: string };
+    const viaJwt = await load(`http://127.0.0.1:${ourPort}/auth/whoami`, { authorization: `Bearer ${session.access_token}` });
+    if (viaJwt.non2xx) throw new Error(`whoami (session) answered ${viaJwt.non2xx} non-2xx responses`);
+    rows.push(row("GET /auth/whoami (access token)", viaJwt, unauthenticated));
   } finally {
     bare.kill("SIGTERM");
     ours.kill("SIGTERM");
