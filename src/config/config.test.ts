@@ -529,6 +529,17 @@ describe("prod refusals", () => {
     );
   });
 
+  it("requires auth.jwtPrivateKey (no generated token key outside the local profile)", () => {
+    const env = { ...prodBase() };
+    delete env.PORTCULLIS_AUTH__JWT_PRIVATE_KEY;
+    const err = configError(() => load({ env }));
+    expect(err.field).toBe("auth.jwtPrivateKey");
+    expect(err.message).toBe(
+      "invalid config: auth.jwtPrivateKey = (unset) (from default): required in the prod profile " +
+        "(set PORTCULLIS_AUTH__JWT_PRIVATE_KEY=file:/path/to/ed25519.pem)",
+    );
+  });
+
   it("refuses debug: true", () => {
     const err = configError(() => load({ env: prodBase({ PORTCULLIS_DEBUG: "true" }) }));
     expect(err.field).toBe("debug");
@@ -774,5 +785,53 @@ describe("immutability", () => {
     expect(a.config.port).toBe(8000);
     expect(b.config.port).toBe(1234);
     expect(a.config.log).not.toBe(b.config.log);
+  });
+});
+
+describe("auth settings", () => {
+  it("refuses a JWT key that is not Ed25519, without echoing it", () => {
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    const err = configError(() => load({ env: { PORTCULLIS_AUTH__JWT_PRIVATE_KEY: rsa } }));
+    expect(err.field).toBe("auth.jwtPrivateKey");
+    expect(err.message).toContain("expected a PEM-encoded, unencrypted Ed25519 private key (got a rsa key)");
+    expect(err.message).not.toContain("PRIVATE KEY-----");
+  });
+
+  it("refuses a password minimum below 12", () => {
+    const err = configError(() => load({ env: { PORTCULLIS_AUTH__PASSWORD_MIN_LENGTH: "8" } }));
+    expect(err.field).toBe("auth.passwordMinLength");
+  });
+
+  it("requires a complete single sign-on configuration once one part is set", () => {
+    const partial = configError(() => load({ env: { PORTCULLIS_AUTH__OIDC__ISSUER: "https://idp.example.org/realms/soc" } }));
+    expect(partial.field).toBe("auth.oidc.clientId");
+    const noRedirect = configError(() =>
+      load({ env: { PORTCULLIS_AUTH__OIDC__ISSUER: "https://idp.example.org/realms/soc", PORTCULLIS_AUTH__OIDC__CLIENT_ID: "portcullis" } }),
+    );
+    expect(noRedirect.field).toBe("auth.oidc.redirectUri");
+    const noRoles = configError(() =>
+      load({
+        env: {
+          PORTCULLIS_AUTH__OIDC__ISSUER: "https://idp.example.org/realms/soc",
+          PORTCULLIS_AUTH__OIDC__CLIENT_ID: "portcullis",
+          PORTCULLIS_PUBLIC_URL: "https://portcullis.example.org",
+        },
+      }),
+    );
+    expect(noRoles.field).toBe("auth.oidc.roleMapping");
+    const bad = configError(() => load({ env: { PORTCULLIS_AUTH__OIDC__ROLE_MAPPING: "soc-admins=root" } }));
+    expect(bad.field).toBe("auth.oidc.roleMapping");
+    expect(bad.message).toContain("each entry is <claim value>=<role>");
+    const ok = load({
+      env: {
+        PORTCULLIS_AUTH__OIDC__ISSUER: "https://idp.example.org/realms/soc",
+        PORTCULLIS_AUTH__OIDC__CLIENT_ID: "portcullis",
+        PORTCULLIS_AUTH__OIDC__CLIENT_SECRET: "s3cr3t-value-for-client",
+        PORTCULLIS_PUBLIC_URL: "https://portcullis.example.org",
+        PORTCULLIS_AUTH__OIDC__ROLE_MAPPING: "soc-admins=admin,soc=analyst",
+      },
+    });
+    expect(ok.config.auth.oidc.roleMapping).toEqual(["soc-admins=admin", "soc=analyst"]);
+    expect(renderConfig(ok)).not.toContain("s3cr3t-value-for-client");
   });
 });
