@@ -25,6 +25,8 @@ import { keysService } from "../domains/identity/keys.service.ts";
 import { accessTokens } from "../domains/identity/access-tokens.ts";
 import { passwordHasher } from "../domains/identity/passwords.ts";
 import { identityRoutes } from "../domains/identity/identity.routes.ts";
+import { oidcService } from "../domains/identity/oidc.service.ts";
+import { oidcRoutes } from "../domains/identity/oidc.routes.ts";
 import { rateLimitPlugin } from "./rate-limit.ts";
 import { Redis } from "ioredis";
 import { policyRepo } from "../domains/policy/policy.repo.ts";
@@ -67,6 +69,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   const identity = identityService({ db, repo: identityStore, audit, clock, tokens, changeFeed: identityFeed, ...(log ? { log } : {}) });
   const passwords = passwordHasher({ minLength: config.auth.passwordMinLength, memoryKiB: config.auth.argon2MemoryKiB, iterations: config.auth.argon2Iterations });
   const accounts = accountsService({ db, repo: identityStore, audit, clock, config, identity, tokens, passwords });
+  const oidc = oidcService({ db, repo: identityStore, audit, clock, config, accounts, ...(log ? { log } : {}) });
   const keys = keysService({ db, repo: identityStore, audit, clock, identity, defaultTtlDays: config.auth.apiKeyDefaultTtlDays });
   const policy = policyService({ db, repo: policyRepo(db.orm), audit, clock });
   // PGlite is one process: this node's own index update after commit is the whole fan-out.
@@ -86,7 +89,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
-  return { audit, transparency, identity, accounts, keys, passwords, policy, blocklist, blockIndex };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -195,6 +198,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
 
   await app.register(systemRoutes, { db });
   await app.register(identityRoutes, { accounts: services.accounts, keys: services.keys });
+  await app.register(oidcRoutes, { oidc: services.oidc });
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
