@@ -832,6 +832,7 @@ describe("auth settings", () => {
       },
     });
     expect(ok.config.auth.oidc.roleMapping).toEqual(["soc-admins=admin", "soc=analyst"]);
-    expect(renderConfig(ok)).not.toContain("s3cr3t-value-for-client");
+    expect(renderConfig(ok, { json: false })).not.toContain("s3cr3t-value-for-client");
+    expect(renderConfig(ok, { json: true })).not.toContain("s3cr3t-value-for-client");
   });
 });

@@ -440,6 +440,8 @@ function expectation(field: string, issue: z.core.$ZodIssue): string {
     case "enum":
       return `expected one of: ${(leaf.options ?? []).join(", ")}`;
     case "array":
+      // An element's own rule (a pattern with a message) says more than the generic shape.
+      if (issue.code === "invalid_format" && issue.message) return `expected a list of non-empty strings (comma-separated in env vars and flags); ${issue.message}`;
       return "expected a list of non-empty strings (comma-separated in env vars and flags)";
     case "string":
       if (issue.code === "too_small") {
