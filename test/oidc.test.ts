@@ -311,6 +311,30 @@ describe.each(DB_KINDS)("OIDC single sign-on on %s", (kind) => {
     expect(items.some((e) => e.action === "identity.login.failed" && e.details?.reason === "provider_error" && e.details?.provider_error === "access_denied")).toBe(true);
   });
 
+  it("refuses a code the provider does not accept, and a callback without the provider's iss", async () => {
+    const { state } = await startLogin();
+    const bogus = await t.app.inject({ method: "GET", url: `/auth/oidc/callback?code=not-a-real-code&state=${encodeURIComponent(state)}&iss=${encodeURIComponent(provider.issuer)}` });
+    expect(bogus.statusCode).toBe(401);
+    expect(bogus.json()).toMatchObject({ code: "OIDC_LOGIN_FAILED" });
+    expect(bogus.json().detail).toContain("invalid_grant");
+    const second = await startLogin();
+    // The provider advertises RFC 9207 iss in responses; a response without it is not accepted.
+    const noIss = await t.app.inject({ method: "GET", url: `/auth/oidc/callback?code=not-a-real-code&state=${encodeURIComponent(second.state)}` });
+    expect(noIss.statusCode).toBe(401);
+    expect(noIss.json()).toMatchObject({ code: "OIDC_LOGIN_FAILED" });
+    const { items } = await auditEntries();
+    expect(items.some((e) => e.action === "identity.login.failed" && e.details?.reason === "provider_error" && e.details?.provider_error === "invalid_grant")).toBe(true);
+    expect(items.some((e) => e.action === "identity.login.failed" && e.details?.reason === "token_invalid")).toBe(true);
+  });
+
+  it("does not answer HEAD on the login endpoints (a prefetch must not spend a state)", async () => {
+    for (const url of ["/auth/oidc/login", "/auth/oidc/callback?code=a&state=b"]) {
+      const res = await t.app.inject({ method: "HEAD", url });
+      expect(res.statusCode, url).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode, url).toBeLessThan(500);
+    }
+  });
+
   it("refuses a disabled user, audited", async () => {
     const disable = await t.app.inject({ method: "POST", url: `/users/${aliceId}/disable`, headers: t.auth() });
     expect(disable.statusCode, disable.body).toBe(200);
@@ -388,7 +412,14 @@ describe.each(DB_KINDS)("OIDC availability on %s", (kind) => {
       late = await startProvider(port);
       const up = await t.app.inject({ method: "GET", url: "/auth/oidc/login" });
       expect(up.statusCode, up.body).toBe(302);
+      const state = new URL(up.headers.location as string).searchParams.get("state")!;
       expect(new URL(up.headers.location as string).origin).toBe(late.issuer);
+      // Discovered, then gone again before the callback: the code exchange cannot reach it.
+      await late.close();
+      late = undefined;
+      const gone = await t.app.inject({ method: "GET", url: `/auth/oidc/callback?code=x&state=${encodeURIComponent(state)}&iss=${encodeURIComponent(`http://127.0.0.1:${port}`)}` });
+      expect(gone.statusCode).toBe(502);
+      expect(gone.json()).toMatchObject({ code: "OIDC_PROVIDER_UNAVAILABLE" });
     } finally {
       await late?.close();
       await t.close();

@@ -36,6 +36,8 @@ export const oidcRoutes: FastifyPluginAsyncZod<{ oidc: OidcService }> = async (a
     "/auth/oidc/login",
     {
       config: { permission: "public", rateClass: "auth" },
+      // A HEAD (link prefetch) would start a login for nobody.
+      exposeHeadRoute: false,
       schema: {
         tags: ["identity"],
         summary: "Start single sign-on: redirects (302) to the identity provider with authorization code + PKCE",
@@ -57,6 +59,8 @@ export const oidcRoutes: FastifyPluginAsyncZod<{ oidc: OidcService }> = async (a
     "/auth/oidc/callback",
     {
       config: { permission: "public", rateClass: "auth" },
+      // A HEAD (link prefetch, scanner) must not spend the one-use state and code.
+      exposeHeadRoute: false,
       logSerializers: { req: redactedRequest },
       schema: {
         tags: ["identity"],

@@ -5,7 +5,7 @@
 import * as client from "openid-client";
 import type { Database, Tx } from "../../db/client.ts";
 import type { Config } from "../../config/index.ts";
-import { AppError, defineErrors } from "../../lib/errors.ts";
+import { AppError, defineErrors, validationError } from "../../lib/errors.ts";
 import { sha256Hex } from "../../lib/crypto.ts";
 import type { Clock } from "../../lib/time.ts";
 import type { AuditService } from "../audit/audit.service.ts";
@@ -137,6 +137,8 @@ export const oidcService = ({ db, repo, audit, clock, config, accounts, log }: D
 
   /** Starts a login: a fresh state, nonce and PKCE verifier (kept server-side), and the provider URL to send the browser to. */
   const startLogin = async (returnTo?: string): Promise<string> => {
+    if (returnTo !== undefined && !isSafeReturnTo(returnTo))
+      throw validationError([{ path: "return_to", message: "must be a relative path on this site, starting with a single /" }]);
     const provider = await providerConfig();
     if (!redirectUri) throw OIDC_ERRORS.OIDC_MISCONFIGURED("no redirect URI: set auth.oidc.redirectUri or publicUrl");
     const verifier = client.randomPKCECodeVerifier();
