@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { DB_KINDS, openTestDatabase, TEST_SIGNING_KEY } from "./helpers/harness.ts";
+import { describePostgres, openTestDatabase, TEST_SIGNING_KEY } from "./helpers/harness.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { memoryTree, consistencyProof, leafHash, rootFromLeafHashes, verifyConsistency } from "../src/lib/merkle.ts";
 import { openNote, parseCheckpoint, parseVerifierKey, verifierKey, ed25519RawPublicKey } from "../src/lib/signed-note.ts";
@@ -13,7 +13,7 @@ import { createPublicKey } from "node:crypto";
 const execFileP = promisify(execFile);
 const PER_WRITER = 2000;
 
-describe.each(DB_KINDS.filter((k) => k === "postgres"))("two writers on one %s audit log", () => {
+describePostgres("two writers on one postgres audit log", () => {
   it("produce one gap-free log whose checkpoints are all mutually consistent", async () => {
     const db = await openTestDatabase("postgres");
     try {

@@ -3,7 +3,7 @@
 // node may then append the same number of entries. The tree must still match its leaves.
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { DB_KINDS, openTestDatabase } from "./helpers/harness.ts";
+import { describePostgres, openTestDatabase } from "./helpers/harness.ts";
 import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { auditRepo } from "../src/domains/audit/audit.repo.ts";
@@ -12,7 +12,7 @@ import { systemActor } from "../src/domains/identity/principal.ts";
 import { systemClock } from "../src/lib/time.ts";
 import { rootAt, rootFromLeafHashes } from "../src/lib/merkle.ts";
 
-describe.each(DB_KINDS.filter((k) => k === "postgres"))("audit frontier cache on %s", () => {
+describePostgres("audit frontier cache on postgres", () => {
   it("is not fooled by a silently rolled-back commit followed by another node's append", async () => {
     const db = await openTestDatabase("postgres");
     const other = await openDatabase({ databaseUrl: db.url!, poolSize: 2 });
