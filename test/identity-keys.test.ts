@@ -356,17 +356,28 @@ describe.each(DB_KINDS)("identity: user administration on %s", (kind) => {
     expect((await x.get("/users/admin2", second.access_token)).statusCode).toBe(403);
   });
 
-  it("keeps one admin when two admins are disabled at the same time", async () => {
+  it("keeps exactly one enabled admin when all admins are disabled at the same time", async () => {
     await x.post("/users/admin2/role", { role: "admin" });
     await x.createUser("admin3", "admin", PASSWORD);
-    const results = await Promise.all(["admin2", "admin3"].map((u) => x.post(`/users/${u}/disable`)));
-    // The bootstrap admin is still enabled, so both may go.
-    expect(results.map((r) => r.statusCode)).toEqual([200, 200]);
-    await x.post("/users/admin2/enable");
-    const race = await Promise.all([x.post("/users/admin2/disable"), x.post("/users/admin/disable")]);
-    expect(race.map((r) => r.statusCode).sort()).toEqual([200, 409]);
-    const admins = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE role = 'admin' AND NOT disabled");
-    expect(admins[0]!.n).toBe(1);
+    const keys: Record<string, string> = { admin: t.adminToken };
+    for (const user of ["admin2", "admin3"]) {
+      const res = await x.post("/auth/keys", { name: `${user} key`, user, role: "admin" });
+      expect(res.statusCode, res.body).toBe(201);
+      keys[user] = res.json().key;
+      x.keep(res.json().key);
+    }
+    const enabledAdmins = async () =>
+      (await t.db.query<{ username: string }>("SELECT username FROM users WHERE role = 'admin' AND NOT disabled ORDER BY username")).map((r) => r.username);
+    for (let round = 0; round < 6; round++) {
+      expect(await enabledAdmins()).toEqual(["admin", "admin2", "admin3"]);
+      const order = round % 2 ? ["admin3", "admin", "admin2"] : ["admin", "admin2", "admin3"];
+      const results = await Promise.all(order.map((u) => x.post(`/users/${u}/disable`)));
+      expect(results.map((r) => r.statusCode).sort(), `round ${round}`).toEqual([200, 200, 409]);
+      for (const r of results) expect([200, 409]).toContain(r.statusCode);
+      const left = await enabledAdmins();
+      expect(left, `round ${round}`).toHaveLength(1);
+      for (const u of ["admin", "admin2", "admin3"]) if (u !== left[0]) expect((await x.post(`/users/${u}/enable`, undefined, keys[left[0]!])).statusCode).toBe(200);
+    }
   });
 
   it("disabling a user ends their sessions and stops their keys (401 USER_DISABLED); enabling restores the keys", async () => {

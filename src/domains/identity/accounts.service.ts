@@ -354,8 +354,6 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     return userView(await getUser(ref), clock.now());
   };
 
-  const activeAdmins = async (tx: Tx) => (await repo.listUsers(tx)).filter((u) => u.role === "admin" && !u.disabled).length;
-
   /** A state change on a user, its audit entry and cache invalidation, in one transaction. */
   const changeUser = async (
     actor: Actor,
@@ -367,10 +365,13 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     requirePermission(actor, "users:write");
     const now = clock.now();
     return db.transaction(async (tx) => {
+      // Two admins disabled at once must not both see the other still enabled: lock all enabled
+      // admins first (before the target row, in one order) and count them under that lock.
+      const admins = options.guardLastAdmin ? await repo.lockActiveAdmins(tx) : [];
       const user = await getUser(ref, tx, true);
       const changes = patch(user);
       if (!changes) return userView(user, now);
-      if (options.guardLastAdmin && user.role === "admin" && !user.disabled && (await activeAdmins(tx)) <= 1)
+      if (options.guardLastAdmin && user.role === "admin" && !user.disabled && admins.length <= 1)
         throw ACCOUNT_ERRORS.SELF_LOCKOUT(`${user.username} is the last enabled admin; create or enable another admin first`);
       const updated = (await repo.updateUser(user.id, changes, tx))!;
       const before: Record<string, unknown> = {};

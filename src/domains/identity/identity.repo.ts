@@ -35,6 +35,19 @@ export const identityRepo = (db: Executor) => ({
     const [row] = await ex.update(users).set(patch).where(eq(users.id, id)).returning();
     return row;
   },
+  /**
+   * Locks every enabled admin row (in id order, so concurrent callers cannot deadlock) and returns
+   * their ids as they are after any concurrent change commits: the last-admin guard counts on this.
+   */
+  lockActiveAdmins: async (ex: Executor = db): Promise<string[]> => {
+    const rows = await ex
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.role, "admin"), eq(users.disabled, false)))
+      .orderBy(users.id)
+      .for("update");
+    return rows.map((r) => r.id);
+  },
   /** Counts one more failed login atomically and returns the new count. */
   recordFailedLogin: async (id: string, ex: Executor = db): Promise<number> => {
     const [row] = await ex
