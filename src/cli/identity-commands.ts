@@ -61,8 +61,9 @@ const promptLine = async (question: string): Promise<string> => {
 const promptHidden = (question: string): Promise<string> =>
   new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // Echo off before the prompt shows: whatever is typed once it is visible must not be echoed.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     stdin.setEncoding("utf8");
     let value = "";
