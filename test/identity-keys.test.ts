@@ -226,6 +226,21 @@ describe.each(DB_KINDS)("identity: API keys on %s", (kind) => {
     expect(entries[0]).toMatchObject({ actor: { name: "kim" }, before: { status: "active" }, after: { status: "revoked", prefix: key.prefix } });
   });
 
+  it("does not cache a lookup that began before a revocation cleared the cache (no stale principal for 5 s)", async () => {
+    const key = await createdKey({ name: "racing revoke" });
+    const identity = t.app.services.identity;
+    identity.invalidateCache();
+    // The lookup reads the database; meanwhile a revocation commits and clears the cache.
+    const lookup = identity.authenticate(key.key, null);
+    identity.invalidateCache();
+    expect((await lookup).keyPrefix).toBe(key.prefix);
+    // The revocation the invalidation announced (written here without a second invalidation).
+    await t.db.query("UPDATE api_keys SET revoked_at = $1, revoked_by = 'test' WHERE id = $2", [clock.now(), key.id]);
+    const res = await x.get("/auth/whoami", key.key);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().code).toBe("API_KEY_REVOKED");
+  });
+
   it("refuses an expired key with 401 API_KEY_EXPIRED naming its prefix", async () => {
     const key = await createdKey({ name: "one day", expires_in_days: 1 });
     expect((await x.get("/auth/whoami", key.key)).statusCode).toBe(200);

@@ -306,6 +306,26 @@ describe.each(DB_KINDS)("identity: lockout on %s", (kind) => {
     expect(self.json().code).toBe("FORBIDDEN");
   });
 
+  it("counts wrong current passwords on POST /auth/password towards the same lockout", async () => {
+    const session = await x.loginOk("lena", GOOD);
+    const locks = (await x.audit("identity.user.locked")).length;
+    for (let i = 0; i < 5; i++) {
+      const res = await x.post("/auth/password", { current_password: BAD, new_password: "Brand-new-Passw0rd-1" }, session.access_token);
+      expect(res.statusCode).toBe(401);
+      expect(res.json().code).toBe("INVALID_CREDENTIALS");
+    }
+    expect((await x.audit("identity.login.failed")).at(-1)!.details).toMatchObject({ reason: "bad_current_password", consecutive_failures: 5 });
+    expect((await x.audit("identity.user.locked")).length).toBe(locks + 1);
+    const right = await x.post("/auth/password", { current_password: GOOD, new_password: "Brand-new-Passw0rd-1" }, session.access_token);
+    expect(right.statusCode, "locked: even the right current password is refused").toBe(401);
+    expect((await x.login("lena", GOOD)).statusCode).toBe(401);
+    clock.advance(61_000);
+    const change = await x.post("/auth/password", { current_password: GOOD, new_password: "Brand-new-Passw0rd-1" }, session.access_token);
+    expect(change.statusCode, change.body).toBe(200);
+    x.keep("Brand-new-Passw0rd-1");
+    expect(await x.userRow("lena")).toMatchObject({ failed_logins: 0, locked_until: null });
+  });
+
   it("leaves no secret in the audit log or the logs", async () => x.scan());
 });
 

@@ -133,6 +133,21 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     };
   };
 
+  /** One more consecutive password failure (login or password change), locking the account past the threshold. */
+  const recordBadPassword = async (actor: Actor, user: UserRow, now: Date, reason: string, ip: string | null) => {
+    await db.transaction(async (tx) => {
+      const failures = await repo.recordFailedLogin(user.id, tx);
+      await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason, ip, consecutive_failures: failures } });
+      if (failures >= auth.lockoutThreshold) {
+        // Each failure past the threshold doubles the lock, up to the cap.
+        const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, failures - auth.lockoutThreshold));
+        const lockedUntil = new Date(now.getTime() + seconds * 1000);
+        await repo.updateUser(user.id, { lockedUntil }, tx);
+        await audit.append(tx, actor, { action: "identity.user.locked", target: { type: "user", id: user.id }, details: { consecutive_failures: failures, locked_until: lockedUntil.toISOString(), lock_seconds: seconds, ip } });
+      }
+    });
+  };
+
   const login = async (input: { username: string; password: string }, client: ClientInfo): Promise<IssuedTokens> => {
     const { username, password } = input;
     const actor = systemActor("login");
@@ -162,17 +177,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     }
     const ok = await passwords.verify(user.passwordHash, password);
     if (!ok) {
-      await db.transaction(async (tx) => {
-        const failures = await repo.recordFailedLogin(user.id, tx);
-        await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason: "bad_password", ip: client.ip, consecutive_failures: failures } });
-        if (failures >= auth.lockoutThreshold) {
-          // Each failure past the threshold doubles the lock, up to the cap.
-          const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, failures - auth.lockoutThreshold));
-          const lockedUntil = new Date(now.getTime() + seconds * 1000);
-          await repo.updateUser(user.id, { lockedUntil }, tx);
-          await audit.append(tx, actor, { action: "identity.user.locked", target: { type: "user", id: user.id }, details: { consecutive_failures: failures, locked_until: lockedUntil.toISOString(), lock_seconds: seconds, ip: client.ip } });
-        }
-      });
+      await recordBadPassword(actor, user, now, "bad_password", client.ip);
       throw ACCOUNT_ERRORS.INVALID_CREDENTIALS(LOGIN_FAILED);
     }
     return db.transaction(async (tx) => {
@@ -428,8 +433,17 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     if (user.oidcIssuer) throw ACCOUNT_ERRORS.NOT_A_PASSWORD_ACCOUNT("this account signs in through single sign-on; change the password at the identity provider");
     if (user.passwordHash) {
       if (input.current_password === undefined) throw validationError([{ path: "current_password", message: "required" }]);
-      if (input.current_password.length > MAX_PASSWORD_LENGTH || !(await passwords.verify(user.passwordHash, input.current_password)))
-        throw ACCOUNT_ERRORS.INVALID_CREDENTIALS("the current password is wrong", { errors: [{ path: "current_password", message: "wrong password" }] });
+      // Guessing the current password through a stolen session counts towards the same lockout as logins.
+      const wrong = () => ACCOUNT_ERRORS.INVALID_CREDENTIALS("the current password is wrong, or the account is locked after repeated failures", { errors: [{ path: "current_password", message: "wrong password" }] });
+      const now = clock.now();
+      if (user.lockedUntil && user.lockedUntil > now) {
+        await passwords.burn(input.current_password);
+        throw wrong();
+      }
+      if (input.current_password.length > MAX_PASSWORD_LENGTH || !(await passwords.verify(user.passwordHash, input.current_password))) {
+        await recordBadPassword(actor, user, now, "bad_current_password", null);
+        throw wrong();
+      }
     }
     checkPassword(input.new_password, user.username, "new_password");
     if (user.passwordHash && (await passwords.verify(user.passwordHash, input.new_password)))
@@ -438,7 +452,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     const now = clock.now();
     const current = actor.principal.kind === "user" ? actor.principal.sessionId : undefined;
     return db.transaction(async (tx) => {
-      await repo.updateUser(user.id, { passwordHash: hash, mustChangePassword: false, passwordChangedAt: now }, tx);
+      await repo.updateUser(user.id, { passwordHash: hash, mustChangePassword: false, passwordChangedAt: now, failedLogins: 0, lockedUntil: null }, tx);
       // Other sessions may belong to whoever knew the old password.
       const revoked = await repo.revokeSessions({ userId: user.id, ...(current ? { exceptSessionId: current } : {}) }, now, actorName(actor), "password_changed", tx);
       await audit.append(tx, actor, { action: "identity.user.password_changed", target: { type: "user", id: user.id }, details: { other_sessions_revoked: revoked.length } });

@@ -68,7 +68,11 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
   const MAX_CACHE = 10_000;
   const lastTouched = new Map<string, number>();
 
-  const remember = (cacheKey: string, principal: UserPrincipal, validUntil: number, nowMs: number) => {
+  // Bumped by every invalidation: a lookup that read the database before a revocation committed must
+  // not put its (now stale) principal back into the cache after the revocation cleared it.
+  let generation = 0;
+  const remember = (cacheKey: string, principal: UserPrincipal, validUntil: number, nowMs: number, readAt: number) => {
+    if (readAt !== generation) return;
     if (cache.size >= MAX_CACHE) cache.clear();
     cache.set(cacheKey, { principal, validUntil, fetchedAt: nowMs });
   };
@@ -118,6 +122,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
     const nowMs = clock.now().getTime();
     const hit = cached(hash, nowMs);
     if (hit) return hit;
+    const readAt = generation;
     const found = await repo.findKeyByHash(hash);
     if (!found) {
       cache.delete(hash);
@@ -138,7 +143,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
       keyId: key.id,
       keyPrefix: key.prefix,
     };
-    remember(hash, principal, key.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY, nowMs);
+    remember(hash, principal, key.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY, nowMs, readAt);
     touchKey(key, ip, nowMs);
     return principal;
   };
@@ -150,6 +155,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
     const cacheKey = `session:${claims.sessionId}`;
     const hit = cached(cacheKey, nowMs);
     if (hit && hit.userId === claims.userId) return hit;
+    const readAt = generation;
     const found = await repo.findSession(claims.sessionId);
     if (!found || found.user.id !== claims.userId) throw IDENTITY_ERRORS.SESSION_REVOKED("the session of this access token does not exist");
     const { session, user } = found;
@@ -169,14 +175,17 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
       sessionId: session.id,
       mustChangePassword: user.mustChangePassword,
     };
-    remember(cacheKey, principal, session.expiresAt.getTime(), nowMs);
+    remember(cacheKey, principal, session.expiresAt.getTime(), nowMs, readAt);
     return principal;
   };
 
   const authenticate = (token: string, ip: string | null = null): Promise<UserPrincipal> =>
     looksLikeJwt(token) ? authenticateAccessToken(token) : authenticateApiKey(token, ip);
 
-  const invalidateCache = () => cache.clear();
+  const invalidateCache = () => {
+    generation++;
+    cache.clear();
+  };
 
   /** Inside a transaction that cut someone's access: clear caches here after commit and tell other nodes. */
   const accessChanged = async (tx: Tx) => {
