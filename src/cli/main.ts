@@ -13,8 +13,15 @@ const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
   .version("0.1.0")
   .option("--json", "machine-readable JSON output")
-  .showHelpAfterError()
+  // One line after a usage error, not the whole help text.
+  .showHelpAfterError("(add --help for usage)")
   .exitOverride();
+
+// `portcullis block list | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
 
 registerServerCommands(program);
 registerPolicyCommands(program);
