@@ -148,6 +148,17 @@ describe.each(DB_KINDS)("identity: API keys on %s", (kind) => {
     expect(entry).toMatchObject({ actor: { name: "kim" }, target: { type: "api_key", id: key.id }, after: { prefix: key.prefix, name: "laptop", role: "viewer", permissions: null } });
   });
 
+  it("shows nothing of a preset bootstrap token, even one that starts with pc_", async () => {
+    const [row] = await t.db.query<{ prefix: string }>("SELECT prefix FROM api_keys WHERE name = 'bootstrap admin key'");
+    expect(row!.prefix).toMatch(/^sha256:[0-9a-f]{8}$/);
+    expect(t.adminToken).not.toContain(row!.prefix.slice(7));
+    const who = await x.get("/auth/whoami");
+    expect(who.json().key_prefix).toBe(row!.prefix);
+    expect(t.adminToken.slice(3, 11)).toBe("test-adm");
+    const leaves = (await t.db.query<{ leaf: string }>("SELECT leaf FROM audit_log")).map((r) => r.leaf).join("\n");
+    expect(leaves).not.toContain(t.adminToken.slice(0, 11));
+  });
+
   it("never mints more than the creator holds: 403 KEY_EXCEEDS_CREATOR naming the excess", async () => {
     const created = (await x.audit("identity.api_key.created")).length;
     const write = await createKey({ name: "too much", permissions: ["blocklist:read", "blocklist:write"] });
@@ -160,6 +171,9 @@ describe.each(DB_KINDS)("identity: API keys on %s", (kind) => {
     const both = await createKey({ name: "both", role: "viewer", permissions: ["policy:read"] });
     expect(both.statusCode).toBe(400);
     expect(both.json().code).toBe("VALIDATION_FAILED");
+    const twoExpiries = await createKey({ name: "x", expires_at: null, expires_in_days: 1 });
+    expect(twoExpiries.statusCode).toBe(400);
+    expect(twoExpiries.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "expires_in_days" }] });
     const unknown = await createKey({ name: "x", permissions: ["root:everything"] });
     expect(unknown.statusCode).toBe(400);
     expect((await x.audit("identity.api_key.created")).length, "nothing was created").toBe(created);

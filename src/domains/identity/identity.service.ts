@@ -33,8 +33,11 @@ const TOUCH_INTERVAL_MS = 60_000;
  * What may be shown and logged for a key: for our pc_ keys (32 random bytes) their first 8 characters;
  * for a preset token of unknown strength, a fragment of its hash, so none of the secret is revealed.
  */
+// Exactly the shape generateApiKey makes: "pc_" and 32 random bytes in base64url. A preset token that
+// merely starts with "pc_" (an operator's choice, e.g. "pc_my-admin-token-...") is not ours to show.
+const GENERATED_KEY = /^pc_[A-Za-z0-9_-]{43}$/;
 export const visiblePrefix = (token: string): string =>
-  token.startsWith(API_KEY_PREFIX) && token.length >= 40 ? token.slice(0, API_KEY_PREFIX.length + 8) : `sha256:${sha256Hex(token).slice(0, 8)}`;
+  GENERATED_KEY.test(token) ? token.slice(0, API_KEY_PREFIX.length + 8) : `sha256:${sha256Hex(token).slice(0, 8)}`;
 
 export const generateApiKey = (): string => `${API_KEY_PREFIX}${randomToken(32)}`;
 

@@ -67,6 +67,8 @@ export const keysService = ({ db, repo, audit, clock, identity, defaultTtlDays }
     if (!owner) throw KEY_ERRORS.OWNER_NOT_FOUND(`no user ${input.user}`);
     if (owner.disabled) throw KEY_ERRORS.OWNER_DISABLED(`${owner.username} is disabled`);
     if (input.role !== undefined && input.permissions !== undefined) throw validationError([{ path: "permissions", message: "give a role or a permission list, not both" }]);
+    if (input.expires_at !== undefined && input.expires_in_days !== undefined)
+      throw validationError([{ path: "expires_in_days", message: "give expires_at or expires_in_days, not both" }]);
     if (input.role !== undefined && !isRole(input.role)) throw validationError([{ path: "role", message: "must be one of viewer, analyst, approver, executor, admin" }]);
     const unknown = (input.permissions ?? []).map((p, i) => ({ p, i })).filter(({ p }) => !isPermission(p));
     if (unknown.length) throw validationError(unknown.map(({ p, i }) => ({ path: `permissions.${i}`, message: `unknown permission ${JSON.stringify(p).slice(0, 80)}` })));
