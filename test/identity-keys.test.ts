@@ -359,7 +359,7 @@ describe.each(DB_KINDS)("identity: user administration on %s", (kind) => {
     expect(race.map((r) => r.statusCode).sort()).toEqual([201, 409, 409]);
     for (const r of race.filter((r) => r.statusCode === 409)) expect(r.json().code).toBe("USER_EXISTS");
     expect((await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE lower(username) = 'race.user'"))[0]!.n).toBe(1);
-    for (const username of ["-starts-with-dash", "has space", "x".repeat(65), "semi;colon"]) {
+    for (const username of ["-starts-with-dash", "has space", "x".repeat(65), "semi;colon", "0190a2b3-c4d5-7e6f-8a9b-0c1d2e3f4a5b"]) {
       const res = await x.post("/users", { username, role: "viewer", kind: "service" });
       expect(res.statusCode, username).toBe(400);
       expect(res.json().code).toBe("VALIDATION_FAILED");

@@ -160,6 +160,8 @@ describe.each(DB_KINDS)("identity: password policy and login on %s", (kind) => {
       ["alice", "Wrong-password-123!"],
       ["svc-login", GOOD],
       ["dora", GOOD],
+      // A user id is not a username.
+      [(await x.userRow("alice"))!.id as string, GOOD],
     ] as const;
     const bodies: string[] = [];
     for (const [username, password] of attempts) {
@@ -171,7 +173,7 @@ describe.each(DB_KINDS)("identity: password policy and login on %s", (kind) => {
     }
     expect(new Set(bodies).size, bodies.join("\n")).toBe(1);
     const failed = (await x.audit("identity.login.failed")).map((l) => l.details.reason);
-    expect(failed).toEqual(["unknown_user", "bad_password", "no_password", "disabled"]);
+    expect(failed).toEqual(["unknown_user", "bad_password", "no_password", "disabled", "unknown_user"]);
   });
 
   it("takes about as long for an unknown user as for a wrong password (a dummy hash is verified)", async () => {

@@ -31,7 +31,10 @@ export const ACCOUNT_ERRORS = defineErrors({
 });
 
 export const REFRESH_TOKEN_PREFIX = "pcr_";
-const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const USERNAME_FORM = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const UUID_FORM = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// A name shaped like a UUID would be shadowed by the user id lookup (/users/{user} takes either).
+const USERNAME = { test: (name: string) => USERNAME_FORM.test(name) && !UUID_FORM.test(name) };
 const LOGIN_FAILED = "invalid username or password, or the account is locked or disabled (after repeated failures an account locks for a growing period)";
 
 export type ClientInfo = { ip: string | null; userAgent: string | null };
@@ -161,7 +164,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
       });
       throw ACCOUNT_ERRORS.INVALID_CREDENTIALS(LOGIN_FAILED);
     };
-    const user = await repo.findUser(username);
+    const user = await repo.findUserByUsername(username);
     const now = clock.now();
     if (!user || user.kind !== "human" || !user.passwordHash) {
       await passwords.burn(password);
@@ -320,7 +323,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
   const createUser = async (actor: Actor, input: { username: string; role: string; kind?: "human" | "service"; password?: string }) => {
     requirePermission(actor, "users:write");
     const role = assertRole(input.role);
-    if (!USERNAME.test(input.username)) throw validationError([{ path: "username", message: "1-64 characters: letters, digits and . _ @ -, starting with a letter or digit" }]);
+    if (!USERNAME.test(input.username)) throw validationError([{ path: "username", message: "1-64 characters: letters, digits and . _ @ -, starting with a letter or digit, and not shaped like a UUID" }]);
     const kind = input.kind ?? "human";
     if (kind === "service" && input.password !== undefined) throw validationError([{ path: "password", message: "service accounts authenticate with API keys only" }]);
     let temporaryPassword: string | undefined;

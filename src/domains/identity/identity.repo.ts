@@ -26,6 +26,11 @@ export const identityRepo = (db: Executor) => ({
     const [row] = forUpdate ? await q.for("update") : await q;
     return row;
   },
+  /** By username only (case-insensitively): a login names a user, never a user id. */
+  findUserByUsername: async (username: string, ex: Executor = db): Promise<UserRow | undefined> => {
+    const [row] = await ex.select().from(users).where(sql`lower(${users.username}) = lower(${username})`).limit(1);
+    return row;
+  },
   findUserByOidc: async (issuer: string, subject: string, ex: Executor = db): Promise<UserRow | undefined> => {
     const [row] = await ex.select().from(users).where(and(eq(users.oidcIssuer, issuer), eq(users.oidcSubject, subject))).limit(1);
     return row;
