@@ -89,6 +89,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
+  // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
+  passwords.warm().catch(() => {});
   return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex };
 };
 export type Services = ReturnType<typeof buildServices>;

@@ -36,7 +36,8 @@ export const startServer = async (env: Record<string, string>, timeoutMs = 90_00
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited early:\n${out}`);
     try {
-      if ((await fetch(`${url}/readyz`)).ok) return proc;
+      // Ready, and done starting: the bootstrap banner is printed after listen, before this line.
+      if ((await fetch(`${url}/readyz`)).ok && out.includes("listening on")) return proc;
     } catch {
       // not listening yet
     }
