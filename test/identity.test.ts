@@ -582,6 +582,37 @@ describe.each(DB_KINDS)("identity: refresh tokens on %s", (kind) => {
     });
   });
 
+  it("logs out with the refresh token even when the presented access token has expired", async () => {
+    const tokens = await x.loginOk("rolf", PASSWORD);
+    clock.advance(16 * MINUTE);
+    expect((await x.get("/auth/whoami", tokens.access_token)).json().code).toBe("ACCESS_TOKEN_EXPIRED");
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/auth/logout",
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+      payload: { refresh_token: tokens.refresh_token },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ revoked: 1 });
+    expect((await x.refresh(tokens.refresh_token)).json().code).toBe("REFRESH_TOKEN_INVALID");
+  });
+
+  it("ends a session at its maximum age even while it is being refreshed", async () => {
+    let tokens = await x.loginOk("rolf", PASSWORD);
+    // Refresh every 10 days: each refresh token is fresh, but the session is 30 days old at most.
+    for (let i = 0; i < 2; i++) {
+      clock.advance(10 * 86_400_000);
+      const res = await x.refresh(tokens.refresh_token);
+      expect(res.statusCode).toBe(200);
+      tokens = res.json() as Tokens;
+    }
+    expect(tokens.refresh_expires_in).toBeLessThanOrEqual(10 * 86_400);
+    clock.advance(10 * 86_400_000 + 1_000);
+    const late = await x.refresh(tokens.refresh_token);
+    expect(late.statusCode).toBe(401);
+    expect(late.json().code).toBe("REFRESH_TOKEN_EXPIRED");
+  });
+
   it("lets exactly one of several concurrent refreshes with the same token succeed", async () => {
     const tokens = await x.loginOk("rolf", PASSWORD);
     const results = await Promise.all(Array.from({ length: 4 }, () => x.refresh(tokens.refresh_token)));
@@ -601,6 +632,7 @@ describe.each(DB_KINDS)("identity: refresh tokens on %s", (kind) => {
   });
 
   it("logs out by access token or by refresh token; both end the session", async () => {
+    const before = (await x.audit("identity.session.logout")).length;
     const a = await x.loginOk("rolf", PASSWORD);
     expect((await x.post("/auth/logout", undefined, a.access_token)).json()).toEqual({ revoked: 1 });
     expect((await x.refresh(a.refresh_token)).json().code).toBe("REFRESH_TOKEN_INVALID");
@@ -609,7 +641,7 @@ describe.each(DB_KINDS)("identity: refresh tokens on %s", (kind) => {
     expect(out.json()).toEqual({ revoked: 1 });
     expect((await x.get("/auth/whoami", b.access_token)).json().code).toBe("SESSION_REVOKED");
     expect((await x.call("POST", "/auth/logout", { body: { refresh_token: "pcr_unknown-token-000000000000" }, token: null })).json().code).toBe("REFRESH_TOKEN_INVALID");
-    expect((await x.audit("identity.session.logout")).length).toBe(2);
+    expect((await x.audit("identity.session.logout")).length).toBe(before + 2);
   });
 
   it("refuses refresh tokens of the wrong form with 401 REFRESH_TOKEN_INVALID, oversized ones with 400", async () => {
