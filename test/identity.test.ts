@@ -13,7 +13,7 @@ import { manualClock } from "../src/lib/time.ts";
 const FAST = { "auth.argon2MemoryKiB": 8192, "auth.argon2Iterations": 1 };
 const MINUTE = 60_000;
 
-type Tokens = { access_token: string; refresh_token: string; session_id: string; expires_in: number; password_change_required: boolean; token_type: string };
+type Tokens = { access_token: string; refresh_token: string; session_id: string; expires_in: number; refresh_expires_in: number; password_change_required: boolean; token_type: string };
 type Leaf = { index: number; action: string; actor: { name: string }; target: { type: string; id: string } | null; before: any; after: any; details: any };
 
 /** Request helpers bound to a suite's app; every credential they see is remembered for the leak scan. */
