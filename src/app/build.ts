@@ -27,6 +27,9 @@ import { BlockIndex } from "../domains/blocklist/block-index.ts";
 import { blocklistRepo } from "../domains/blocklist/blocklist.repo.ts";
 import { blocklistService, type BlockChange, type BlockChangeFeed } from "../domains/blocklist/blocklist.service.ts";
 import { blocklistRoutes } from "../domains/blocklist/blocklist.routes.ts";
+import { rulesRepo } from "../domains/rules/rules.repo.ts";
+import { rulesService } from "../domains/rules/rules.service.ts";
+import { rulesRoutes } from "../domains/rules/rules.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -47,7 +50,7 @@ export type BuildOptions = {
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void }) => {
+export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
   const auditStore = auditRepo(db.orm);
   const audit = auditService({ repo: auditStore, clock });
   const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
@@ -70,7 +73,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
-  return { audit, transparency, identity, policy, blocklist, blockIndex };
+  const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  return { audit, transparency, identity, policy, blocklist, blockIndex, rules };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -170,6 +174,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
+  await app.register(rulesRoutes, { rules: services.rules });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -193,6 +198,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     );
   }
   await services.blocklist.reloadIndex();
+  // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
+  await services.rules.start();
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -224,6 +231,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     clearInterval(checkpointTimer);
     services.blockIndex.close();
     await stopListening?.();
+    await services.rules.stop();
   });
 
   await app.ready();

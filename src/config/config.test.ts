@@ -76,9 +76,10 @@ describe("defaults", () => {
       signing: {},
       audit: { checkpointIntervalSeconds: 10 },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
+      rules: { defaultOutcome: "REQUIRE_APPROVAL", defaultApprovals: 1, simulationMaxDecisions: 100_000 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(25);
+    expect(Object.keys(sources)).toHaveLength(28);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
