@@ -3,7 +3,7 @@
 // outcomes (DENY > REQUIRE_APPROVAL > DRY_RUN_ONLY > ALLOW, a default when nothing matches) and can
 // explain, for every rule that did not match, the first clause that failed. Compiling is the slow
 // part and happens per activation; deciding does no parsing, no allocation beyond the answer.
-import { classifyIp, cidrIntersectsSpecialSpace, normalizeCidr, normalizeIp, parseRange, type IpRange } from "../../lib/ip.ts";
+import { classifyIp, normalizeCidr, normalizeIp, parseRange, specialRanges, type IpRange } from "../../lib/ip.ts";
 import { CATALOGUE, WEEKDAYS, type FieldSpec, type Target } from "./catalogue.ts";
 import { DECISION_RANK, type Comparator, type Decision, type Expr, type IpClassName, type Op, type RuleBody, type RuleMode } from "./expression.ts";
 import { compileSafeRegex, MAX_MATCH_INPUT } from "./safe-regex.ts";
@@ -18,7 +18,7 @@ type Ctx = {
   weekday: string | undefined;
   /** Parsed address per field path, for the IP operators. */
   ranges: Map<string, IpRange | null>;
-  classes: Map<string, string | null>;
+  classes: Map<string, ReadonlySet<string> | null>;
   protectedHit: Map<string, boolean>;
 };
 
@@ -131,6 +131,8 @@ const zonedHourAndDay = (ms: number, tz: string): { hour: number; weekday: strin
   return { hour, weekday };
 };
 
+const PUBLIC: ReadonlySet<string> = new Set(["public"]);
+
 const inWindow = (hour: number, from: number, to: number) => (from < to ? hour >= from && hour < to : hour >= from || hour < to);
 
 /** Compiles one rule's expression into closures. `counts` (coverage) receives node outcomes. */
@@ -147,19 +149,30 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
     c.ranges.set(field, r);
     return r;
   };
-  const ipClass = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => (i: DecisionInput, c: Ctx): string | null => {
+  // The classes an address is in: one for an IP; for a CIDR every special class any of its addresses
+  // is in, or just "public" when it touches no special space.
+  const ipClasses = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => (i: DecisionInput, c: Ctx): ReadonlySet<string> | null => {
     if (c.classes.has(field)) return c.classes.get(field)!;
     const v = get(i, c);
-    let cls: string | null = null;
+    let classes: ReadonlySet<string> | null = null;
     if (typeof v === "string") {
-      try {
-        cls = v.includes("/") ? (cidrIntersectsSpecialSpace(v) ?? "public") : classifyIp(v);
-      } catch {
-        cls = null;
+      if (v.includes("/")) {
+        const r = ipRange(field, get)(i, c);
+        if (r) {
+          const found = new Set<string>();
+          for (const s of specialRanges()) if (s.family === r.family && s.first <= r.last && r.first <= s.last) found.add(s.cls);
+          classes = found.size ? found : PUBLIC;
+        }
+      } else {
+        try {
+          classes = new Set([classifyIp(v)]);
+        } catch {
+          classes = null;
+        }
       }
     }
-    c.classes.set(field, cls);
-    return cls;
+    c.classes.set(field, classes);
+    return classes;
   };
 
   const compile = (expr: Expr, pointer: string): CompiledNode => {
@@ -378,7 +391,7 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
       case "ip_is": {
         const classes = new Set<IpClassName>(expr.classes);
         const wantProtected = classes.has("protected");
-        const cls = ipClass(field, get);
+        const cls = ipClasses(field, get);
         const range = ipRange(field, get);
         const isProtected = (i: DecisionInput, c: Ctx): boolean => {
           const hit = c.protectedHit.get(field);
@@ -390,16 +403,16 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
         };
         node.text = `${field} is ${[...classes].join(" or ")}${spec.type === "cidr" ? " (any address of the range)" : ""}`;
         node.test = (i, c) => {
-          const k = cls(i, c);
-          if (k === null) return false;
-          if (classes.has(k as IpClassName)) return true;
+          const found = cls(i, c);
+          if (found === null) return false;
+          for (const k of found) if (classes.has(k as IpClassName)) return true;
           return wantProtected && isProtected(i, c);
         };
         node.actual = (i, c) => {
           const v = get(i, c);
           if (v === undefined) return `${field} is missing`;
-          const k = cls(i, c);
-          return `${field} is ${fmt(v)} (${k ?? "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
+          const found = cls(i, c);
+          return `${field} is ${fmt(v)} (${found ? [...found].join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
         };
         return;
       }
