@@ -277,6 +277,8 @@ const ajvIssues = (validate: ValidateFunction, target: Target, base: string, out
   for (const e of validate.errors ?? []) {
     // A discriminator failure also reports the oneOf it belongs to; the first says it precisely.
     if (e.keyword === "oneOf") continue;
+    // A missing op is also reported by `required`, which says it better.
+    if (e.keyword === "discriminator" && (e.params as { error: string }).error !== "mapping") continue;
     const described = describeAjvError(e, target, base);
     const key = `${described.pointer}\u0000${described.message}`;
     if (!seen.has(key)) {
