@@ -11,6 +11,7 @@ import { validateInput } from "./validation.ts";
 
 export const fixtureSchema = z.strictObject({
   name: z.string().min(1).max(200),
+  file: z.string().max(1000).optional().describe("where the fixture came from, for reports"),
   target: z.enum(TARGETS).default("action_request"),
   input: z.record(z.string(), z.unknown()),
   expect: z.strictObject({
@@ -21,7 +22,7 @@ export const fixtureSchema = z.strictObject({
     shadow_matched: z.array(z.string()).optional(),
   }),
 });
-export type Fixture = z.infer<typeof fixtureSchema> & { file?: string };
+export type Fixture = z.infer<typeof fixtureSchema>;
 
 export class FixtureFileError extends Error {}
 

@@ -24,6 +24,8 @@ import {
   schemaQuery,
   simulateBody,
   simulationSchema,
+  testBody,
+  testReportSchema,
   validateBody,
   validateResultSchema,
   versionParams,
@@ -107,6 +109,19 @@ export const rulesRoutes: FastifyPluginAsyncZod<{ rules: RulesService }> = async
       },
     },
     async (request) => rules.simulate(actorOf(request), request.body),
+  );
+  app.post(
+    "/rules/test",
+    {
+      config: { permission: "rules:read" },
+      schema: {
+        tags,
+        summary: "Run rule-test fixtures against the active set (plus candidates) with this server's settings; optional branch coverage",
+        body: testBody,
+        response: { 200: testReportSchema, ...problems(400, 404, 415) },
+      },
+    },
+    async (request) => rules.test(actorOf(request), request.body),
   );
   app.get(
     "/rules/decisions/:id",

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { paginationQuery, pageSchema } from "../../lib/pagination.ts";
 import { TARGETS } from "./catalogue.ts";
 import { DECISIONS, RULE_MODES } from "./expression.ts";
+import { fixtureSchema } from "./rule-tests.ts";
 
 export const RULE_STATUSES = ["DRAFT", "REVIEW", "ACTIVE", "RETIRED", "REJECTED"] as const;
 
@@ -206,3 +207,26 @@ export const catalogueSchema = z
   .meta({ id: "RuleFieldCatalogue" });
 
 export const schemaQuery = z.strictObject({ target: z.enum(TARGETS).default("action_request") });
+
+export const testBody = z.strictObject({
+  fixtures: z.array(fixtureSchema).min(1).max(5000),
+  with: z.array(candidate).max(100).default([]),
+  without: z.array(z.string().max(63)).max(100).default([]),
+  coverage: z.boolean().default(false),
+});
+export const testReportSchema = z
+  .object({
+    total: z.number().int(),
+    passed: z.number().int(),
+    failures: z.array(z.object({ name: z.string(), file: z.string().optional(), problems: z.array(z.string()), outcome: z.enum(DECISIONS).optional() })),
+    coverage: z
+      .object({
+        rules: z.array(z.object({ name: z.string(), version: z.number().int().nullable(), matched: z.number().int(), not_matched: z.number().int() })),
+        branches: z.array(z.object({ rule: z.string(), pointer: z.string(), op: z.string(), text: z.string(), true: z.number().int(), false: z.number().int() })),
+        covered: z.number().int(),
+        total: z.number().int(),
+        percent: z.number(),
+      })
+      .optional(),
+  })
+  .meta({ id: "RuleTestReport" });

@@ -18,6 +18,7 @@ import { withDefaults, type Decision, type RuleBody, type RuleDocument, type Rul
 import type { RuleRow, RulesRepo, RuleStatus } from "./rules.repo.ts";
 import type { ListRulesQuery, RuleVersion, Simulation } from "./rules.schemas.ts";
 import { ruleJsonSchema, validateInput, validateRuleDocument, type RuleIssue } from "./validation.ts";
+import { runRuleTests, type Fixture, type RuleTestReport } from "./rule-tests.ts";
 
 export const RULES_ERRORS = defineErrors({
   RULE_INVALID: { status: 400, title: "Invalid rule" },
@@ -628,6 +629,15 @@ export const rulesService = ({ db, repo, audit, clock, settings, log }: Deps) =>
     };
   };
 
+  /** Runs rule-test fixtures against the active set (with candidates) using this server's engine settings. */
+  const test = async (actor: Actor, body: { fixtures: Fixture[]; with: CandidateInput[]; without: string[]; coverage: boolean }): Promise<RuleTestReport> => {
+    requirePermission(actor, "rules:read");
+    const rules = await candidateRules(body.with, body.without);
+    const report = runRuleTests(rules, body.fixtures, { ...engineOptions, coverage: body.coverage });
+    // The full decision of each failure is long; the problems already quote what decided it.
+    return { ...report, failures: report.failures.map(({ decision, ...rest }) => ({ ...rest, ...(decision ? { outcome: decision.outcome } : {}) })) };
+  };
+
   /** The compiled set in use for a target (the workflow and tests read it; never mutate). */
   const engineFor = (target: Target) => engines[target];
   const activeVersions = () => loadedVersions;
@@ -654,6 +664,7 @@ export const rulesService = ({ db, repo, audit, clock, settings, log }: Deps) =>
     evaluate,
     getDecision,
     simulate,
+    test,
     engineFor,
     activeVersions,
   };
