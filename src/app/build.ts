@@ -36,6 +36,9 @@ import { BlockIndex } from "../domains/blocklist/block-index.ts";
 import { blocklistRepo } from "../domains/blocklist/blocklist.repo.ts";
 import { blocklistService, type BlockChange, type BlockChangeFeed } from "../domains/blocklist/blocklist.service.ts";
 import { blocklistRoutes } from "../domains/blocklist/blocklist.routes.ts";
+import { rulesRepo } from "../domains/rules/rules.repo.ts";
+import { rulesService } from "../domains/rules/rules.service.ts";
+import { rulesRoutes } from "../domains/rules/rules.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -57,7 +60,7 @@ const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const IDENTITY_CHANNEL = "portcullis_identity";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void }) => {
+export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
   const auditStore = auditRepo(db.orm);
   const audit = auditService({ repo: auditStore, clock });
   const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
@@ -89,7 +92,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex };
+  const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -202,6 +206,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
+  await app.register(rulesRoutes, { rules: services.rules });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -228,6 +233,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     );
   }
   await services.blocklist.reloadIndex();
+  // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
+  await services.rules.start();
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -260,6 +267,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();
+    await services.rules.stop();
   });
 
   await app.ready();

@@ -7,6 +7,7 @@ import { CliError } from "./client.ts";
 import { registerServerCommands } from "./server-commands.ts";
 import { registerPolicyCommands } from "./policy-commands.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
+import { registerRulesCommands } from "./rules-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -18,6 +19,7 @@ const program = new Command("portcullis")
 registerServerCommands(program);
 registerPolicyCommands(program);
 registerAuditCommands(program);
+registerRulesCommands(program);
 
 try {
   await program.parseAsync(process.argv);

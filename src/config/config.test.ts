@@ -98,9 +98,10 @@ describe("defaults", () => {
         enforcementPerMinute: 1_200_000,
       },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
+      rules: { defaultOutcome: "REQUIRE_APPROVAL", defaultApprovals: 1, simulationMaxDecisions: 100_000 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(51);
+    expect(Object.keys(sources)).toHaveLength(54);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 

@@ -113,6 +113,15 @@ export const configSchema = z.strictObject({
       sweepIntervalSeconds: z.number().int().min(1).max(86_400).default(30),
     })
     .prefault({}),
+  rules: z
+    .strictObject({
+      // The decision when no enforced rule matches (docs/rules.md); fail towards a human.
+      defaultOutcome: z.enum(["ALLOW", "DRY_RUN_ONLY", "REQUIRE_APPROVAL", "DENY"]).default("REQUIRE_APPROVAL"),
+      defaultApprovals: z.number().int().min(1).max(10).default(1),
+      // Upper bound of recorded decisions one simulation replays (the answer says when it was cut).
+      simulationMaxDecisions: z.number().int().min(1).max(10_000_000).default(100_000),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;
