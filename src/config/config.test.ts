@@ -99,9 +99,20 @@ describe("defaults", () => {
       },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
       rules: { defaultOutcome: "REQUIRE_APPROVAL", defaultApprovals: 1, simulationMaxDecisions: 100_000 },
+      actions: {
+        ttlSeconds: 86_400,
+        ttlOverrides: [],
+        autoExecuteTypes: [],
+        executeOnApprovalTypes: [],
+        webhooks: [],
+        webhookMaxAttempts: 8,
+        webhookRetryBaseMs: 2_000,
+        webhookTimeoutMs: 5_000,
+        sweepIntervalSeconds: 30,
+      },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(54);
+    expect(Object.keys(sources)).toHaveLength(64);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
@@ -688,7 +699,7 @@ describe("renderConfig", () => {
   ];
 
   it("covers every secret path", () => {
-    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret"]);
+    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret"]);
   });
 
   it("prints aligned text lines with sources, masking secrets", () => {

@@ -362,11 +362,11 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     ref: string,
     action: string,
     patch: (user: UserRow) => Partial<UserRow> | undefined,
-    options: { revokeSessions?: string; guardLastAdmin?: boolean } = {},
+    options: { revokeSessions?: string; guardLastAdmin?: boolean; tx?: Tx } = {},
   ) => {
     requirePermission(actor, "users:write");
     const now = clock.now();
-    return db.transaction(async (tx) => {
+    const write = async (tx: Tx) => {
       const user = await getUser(ref, tx, true);
       const changes = patch(user);
       if (!changes) return userView(user, now);
@@ -385,12 +385,15 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
       if (options.revokeSessions) await repo.revokeSessions({ userId: user.id }, now, actorName(actor), options.revokeSessions, tx);
       await identity.accessChanged(tx);
       return userView(updated, now);
-    });
+    };
+    return options.tx ? write(options.tx) : db.transaction(write);
   };
 
-  const setDisabled = (actor: Actor, ref: string, disabled: boolean) =>
+  /** `tx`: run inside the caller's transaction (the action workflow). */
+  const setDisabled = (actor: Actor, ref: string, disabled: boolean, tx?: Tx) =>
     changeUser(actor, ref, disabled ? "identity.user.disabled" : "identity.user.enabled", (u) => (u.disabled === disabled ? undefined : { disabled }), {
       ...(disabled ? { revokeSessions: "user_disabled", guardLastAdmin: true } : {}),
+      ...(tx ? { tx } : {}),
     });
 
   const setRole = (actor: Actor, ref: string, role: string) => {
