@@ -8,6 +8,7 @@ import { registerServerCommands } from "./server-commands.ts";
 import { registerPolicyCommands } from "./policy-commands.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
 import { registerRulesCommands } from "./rules-commands.ts";
+import { registerActionCommands } from "./action-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -20,6 +21,7 @@ registerServerCommands(program);
 registerPolicyCommands(program);
 registerAuditCommands(program);
 registerRulesCommands(program);
+registerActionCommands(program);
 
 try {
   await program.parseAsync(process.argv);
