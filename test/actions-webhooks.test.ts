@@ -48,7 +48,7 @@ describe.each(DB_KINDS)("action webhooks on %s", (kind) => {
     await new Promise((r) => probe.close(r));
     t = await createTestApp(kind, {
       config: {
-        "actions.webhooks": [`*|http://127.0.0.1:${port}/all`, `approved,executed|http://127.0.0.1:${port}/flaky`, `created|http://127.0.0.1:${closedPort}/dead`],
+        "actions.webhooks": [`*|http://127.0.0.1:${port}/all`, `approved+executed|http://127.0.0.1:${port}/flaky`, `created|http://127.0.0.1:${closedPort}/dead`],
         "actions.webhookSecret": SECRET,
         "actions.webhookRetryBaseMs": 50,
         "actions.webhookMaxAttempts": 3,

@@ -847,4 +847,24 @@ describe("auth settings", () => {
     expect(renderConfig(ok, { json: false })).not.toContain("s3cr3t-value-for-client");
     expect(renderConfig(ok, { json: true })).not.toContain("s3cr3t-value-for-client");
   });
+
+  it("reads action webhooks from env (events joined by +), requires their secret and masks it", () => {
+    const noSecret = configError(() => load({ env: { PORTCULLIS_ACTIONS__WEBHOOKS: "approved+executed|https://hooks.example.org/soc" } }));
+    expect(noSecret.field).toBe("actions.webhookSecret");
+    const bad = configError(() => load({ env: { PORTCULLIS_ACTIONS__WEBHOOKS: "https://hooks.example.org/soc" } }));
+    expect(bad.field).toBe("actions.webhooks");
+    expect(bad.message).toContain("each entry is <event>[+<event>...]|<http(s) url>");
+    const badTtl = configError(() => load({ env: { PORTCULLIS_ACTIONS__TTL_OVERRIDES: "set_mode=5" } }));
+    expect(badTtl.field).toBe("actions.ttlOverrides");
+    const ok = load({
+      env: {
+        PORTCULLIS_ACTIONS__WEBHOOKS: "approved+executed|https://hooks.example.org/soc,*|http://10.0.0.5:9000/all",
+        PORTCULLIS_ACTIONS__WEBHOOK_SECRET: "hook-secret-value-0123456789",
+        PORTCULLIS_ACTIONS__TTL_OVERRIDES: "set_mode=3600",
+      },
+    });
+    expect(ok.config.actions.webhooks).toEqual(["approved+executed|https://hooks.example.org/soc", "*|http://10.0.0.5:9000/all"]);
+    expect(ok.config.actions.ttlOverrides).toEqual(["set_mode=3600"]);
+    expect(renderConfig(ok, { json: true })).not.toContain("hook-secret-value-0123456789");
+  });
 });

@@ -132,8 +132,9 @@ export const configSchema = z.strictObject({
       autoExecuteTypes: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "an action type such as block_entity")).default([]),
       // Types the system executes right after their final approval (instead of waiting for an executor).
       executeOnApprovalTypes: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "an action type such as block_entity")).default([]),
-      // Webhooks: "<event>[,<event>...]|<url>"; events are transition names or * (see docs/actions.md).
-      webhooks: z.array(z.string().regex(/^(\*|[a-z_]+)(,(\*|[a-z_]+))*\|https?:\/\/\S+$/, "each entry is <event>[,<event>...]|<http(s) url>")).default([]),
+      // Webhooks: "<event>[+<event>...]|<url>" ("+" because env vars and flags split lists on commas);
+      // events are transition names or * (see docs/actions.md).
+      webhooks: z.array(z.string().regex(/^(\*|[a-z_]+)(\+(\*|[a-z_]+))*\|https?:\/\/[^\s,]+$/, "each entry is <event>[+<event>...]|<http(s) url>")).default([]),
       // The HMAC-SHA256 key of X-Portcullis-Signature-256 (required when webhooks are configured).
       webhookSecret: z.string().min(16).optional(),
       webhookMaxAttempts: z.number().int().min(1).max(50).default(8),

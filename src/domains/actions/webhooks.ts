@@ -20,11 +20,11 @@ export type WebhookSettings = {
 
 type Hook = { url: string; events: ReadonlySet<string> };
 
-/** "<event>[,<event>...]|<url>" entries; an unknown event name stops startup (a typo would silently never fire). */
+/** "<event>[+<event>...]|<url>" entries; an unknown event name stops startup (a typo would silently never fire). */
 export const parseWebhooks = (entries: readonly string[]): Hook[] =>
   entries.map((entry, i) => {
     const bar = entry.indexOf("|");
-    const events = entry.slice(0, bar).split(",");
+    const events = entry.slice(0, bar).split("+");
     for (const e of events)
       if (e !== "*" && !(WEBHOOK_EVENTS as readonly string[]).includes(e))
         throw new Error(`actions.webhooks[${i}]: unknown event "${e}"; events are * or ${WEBHOOK_EVENTS.join(", ")}`);
