@@ -98,3 +98,12 @@ describe.each(DB_KINDS)("action webhooks on %s", (kind) => {
     expect(dead.next_attempt_at).toBeNull();
   });
 });
+
+describe("webhook URLs as readers see them", () => {
+  it("keep the origin and the first path segment only", async () => {
+    const { maskHookUrl } = await import("../src/domains/actions/actions.service.ts");
+    expect(maskHookUrl("https://hooks.slack.com/services/T000/B000/XXXXSECRET")).toBe("https://hooks.slack.com/services/…");
+    expect(maskHookUrl("https://soc.example.org/hook?token=abc")).toBe("https://soc.example.org/hook/…");
+    expect(maskHookUrl("http://127.0.0.1:9000/all")).toBe("http://127.0.0.1:9000/all");
+  });
+});

@@ -98,10 +98,24 @@ const approvalView = (a: ApprovalRow) => ({
 
 const historyView = (h: HistoryRow) => ({ at: h.at.toISOString(), event: h.event, from: h.fromStatus, to: h.toStatus, actor: h.actor, note: h.note, details: h.details ?? null });
 
+/**
+ * Webhook URLs often carry their credential in the path (chat services) or the query: readers of a
+ * request see the origin and the first path segment only.
+ */
+export const maskHookUrl = (url: string): string => {
+  try {
+    const u = new URL(url);
+    const [first, ...rest] = u.pathname.split("/").filter(Boolean);
+    return `${u.origin}/${first ?? ""}${rest.length || u.search ? "/…" : ""}`;
+  } catch {
+    return "(unparseable url)";
+  }
+};
+
 const deliveryView = (d: DeliveryRow) => ({
   id: d.id,
   event: d.event,
-  url: d.url,
+  url: maskHookUrl(d.url),
   status: d.status as "pending" | "delivered" | "failed",
   attempts: d.attempts,
   next_attempt_at: d.status === "pending" ? d.nextAttemptAt.toISOString() : null,

@@ -111,7 +111,7 @@ export const webhookOutbox = ({ repo, settings, log }: Deps) => {
       { at: now.toISOString(), status_code: statusCode, error, duration_ms: now.getTime() - started },
       { status: delivered ? "delivered" : exhausted ? "failed" : "pending", nextAttemptAt: delivered || exhausted ? now : new Date(now.getTime() + backoff), deliveredAt: delivered ? now : null },
     );
-    if (exhausted) log?.warn({ delivery_id: row.id, url: row.url, attempts, error }, "webhook delivery gave up");
+    if (exhausted) log?.warn({ delivery_id: row.id, url: new URL(row.url).origin, attempts, error }, "webhook delivery gave up");
   };
 
   const drainOnce = async (): Promise<void> => {
