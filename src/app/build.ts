@@ -99,6 +99,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.blocklist,
     changeFeed,
   });
+  // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
+  passwords.warm().catch(() => {});
   const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
   const actionStore = actionsRepo(db.orm);
   const actionWebhooks = webhookOutbox({ repo: actionStore, settings: config.actions, ...(log ? { log } : {}) });
@@ -192,7 +194,13 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     ? new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 })
     : undefined;
   if (redis) {
-    redis.on("error", (err: Error) => app.log.warn({ err: { message: err.message } }, "redis (rate limits) unavailable"));
+    // ioredis retries in the background and reports every failed attempt; one line a minute is enough.
+    let lastWarning = 0;
+    redis.on("error", (err: Error) => {
+      if (Date.now() - lastWarning < 60_000) return;
+      lastWarning = Date.now();
+      app.log.warn({ err: { message: err.message } }, "redis (rate limits) unavailable; limits fail open until it is back");
+    });
     await redis.connect().catch((err: unknown) => app.log.warn({ err }, "redis (rate limits) unreachable at startup; limits fail open until it is back"));
     app.addHook("onClose", async () => void (await redis.quit().catch(() => redis.disconnect())));
   }

@@ -82,9 +82,14 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: Iden
     const match = BEARER.exec(header);
     if (!match || match[1]!.length > MAX_CREDENTIAL_LENGTH)
       throw COMMON_ERRORS.UNAUTHENTICATED("the Authorization header must be Bearer <credential> (an API key or an access token)");
+    if (permission === "public") {
+      // Optional identity (logout): an expired or revoked access token must not stop the caller
+      // from ending its session with the refresh token instead.
+      request.principal = await opts.identity.authenticate(match[1]!, request.ip ?? null).catch(() => null);
+      return;
+    }
     const principal = await opts.identity.authenticate(match[1]!, request.ip ?? null);
     request.principal = principal;
-    if (permission === "public") return;
     if (permission === undefined)
       throw COMMON_ERRORS.FORBIDDEN("this route declares no permission, so it is denied to everyone (default deny)");
     if (principal.mustChangePassword && !passwordChangeExempt)

@@ -7,6 +7,7 @@ import { CliError } from "./client.ts";
 import { registerServerCommands } from "./server-commands.ts";
 import { registerPolicyCommands } from "./policy-commands.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
+import { registerIdentityCommands } from "./identity-commands.ts";
 import { registerRulesCommands } from "./rules-commands.ts";
 import { registerActionCommands } from "./action-commands.ts";
 
@@ -14,12 +15,20 @@ const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
   .version("0.1.0")
   .option("--json", "machine-readable JSON output")
-  .showHelpAfterError()
+  // One line after a usage error, not the whole help text.
+  .showHelpAfterError("(add --help for usage)")
   .exitOverride();
+
+// `portcullis block list | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
 
 registerServerCommands(program);
 registerPolicyCommands(program);
 registerAuditCommands(program);
+registerIdentityCommands(program);
 registerRulesCommands(program);
 registerActionCommands(program);
 

@@ -1,10 +1,9 @@
 // Commands that run on this machine rather than through the API: serve, migrate, config show.
 import type { Command } from "commander";
 import { loadConfig, renderConfig, type LoadedConfig } from "../config/index.ts";
-import { openDatabase } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
-import { handleSignals, startServer } from "../server.ts";
 import { printJson } from "./output.ts";
+// The server, database drivers and migrations load only inside serve and migrate: every other
+// command (and --help) would otherwise pay ~1.5 s of imports it never uses.
 
 type ConfigFlags = { config?: string; profile?: string; host?: string; port?: string; dataDir?: string; databaseUrl?: string };
 
@@ -31,6 +30,7 @@ export const registerServerCommands = (program: Command) => {
   withConfigFlags(program.command("serve").description("run the server (embedded database unless DATABASE_URL is set)")).action(
     async (opts: ConfigFlags) => {
       const loaded = configFrom(opts);
+      const { handleSignals, startServer } = await import("../server.ts");
       const server = await startServer(loaded);
       handleSignals(server, loaded.config.http.shutdownTimeoutMs);
     },
@@ -39,6 +39,8 @@ export const registerServerCommands = (program: Command) => {
   withConfigFlags(program.command("migrate").description("apply pending database migrations and exit")).action(
     async (opts: ConfigFlags, cmd: Command) => {
       const { config } = configFrom(opts);
+      const { openDatabase } = await import("../db/client.ts");
+      const { migrate } = await import("../db/migrate.ts");
       const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
       try {
         const applied = await migrate(db);

@@ -31,7 +31,10 @@ export const ACCOUNT_ERRORS = defineErrors({
 });
 
 export const REFRESH_TOKEN_PREFIX = "pcr_";
-const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const USERNAME_FORM = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const UUID_FORM = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// A name shaped like a UUID would be shadowed by the user id lookup (/users/{user} takes either).
+const USERNAME = { test: (name: string) => USERNAME_FORM.test(name) && !UUID_FORM.test(name) };
 const LOGIN_FAILED = "invalid username or password, or the account is locked or disabled (after repeated failures an account locks for a growing period)";
 
 export type ClientInfo = { ip: string | null; userAgent: string | null };
@@ -133,6 +136,21 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     };
   };
 
+  /** One more consecutive password failure (login or password change), locking the account past the threshold. */
+  const recordBadPassword = async (actor: Actor, user: UserRow, now: Date, reason: string, ip: string | null) => {
+    await db.transaction(async (tx) => {
+      const failures = await repo.recordFailedLogin(user.id, tx);
+      await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason, ip, consecutive_failures: failures } });
+      if (failures >= auth.lockoutThreshold) {
+        // Each failure past the threshold doubles the lock, up to the cap.
+        const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, failures - auth.lockoutThreshold));
+        const lockedUntil = new Date(now.getTime() + seconds * 1000);
+        await repo.updateUser(user.id, { lockedUntil }, tx);
+        await audit.append(tx, actor, { action: "identity.user.locked", target: { type: "user", id: user.id }, details: { consecutive_failures: failures, locked_until: lockedUntil.toISOString(), lock_seconds: seconds, ip } });
+      }
+    });
+  };
+
   const login = async (input: { username: string; password: string }, client: ClientInfo): Promise<IssuedTokens> => {
     const { username, password } = input;
     const actor = systemActor("login");
@@ -146,7 +164,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
       });
       throw ACCOUNT_ERRORS.INVALID_CREDENTIALS(LOGIN_FAILED);
     };
-    const user = await repo.findUser(username);
+    const user = await repo.findUserByUsername(username);
     const now = clock.now();
     if (!user || user.kind !== "human" || !user.passwordHash) {
       await passwords.burn(password);
@@ -162,17 +180,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     }
     const ok = await passwords.verify(user.passwordHash, password);
     if (!ok) {
-      await db.transaction(async (tx) => {
-        const failures = await repo.recordFailedLogin(user.id, tx);
-        await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason: "bad_password", ip: client.ip, consecutive_failures: failures } });
-        if (failures >= auth.lockoutThreshold) {
-          // Each failure past the threshold doubles the lock, up to the cap.
-          const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, failures - auth.lockoutThreshold));
-          const lockedUntil = new Date(now.getTime() + seconds * 1000);
-          await repo.updateUser(user.id, { lockedUntil }, tx);
-          await audit.append(tx, actor, { action: "identity.user.locked", target: { type: "user", id: user.id }, details: { consecutive_failures: failures, locked_until: lockedUntil.toISOString(), lock_seconds: seconds, ip: client.ip } });
-        }
-      });
+      await recordBadPassword(actor, user, now, "bad_password", client.ip);
       throw ACCOUNT_ERRORS.INVALID_CREDENTIALS(LOGIN_FAILED);
     }
     return db.transaction(async (tx) => {
@@ -315,7 +323,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
   const createUser = async (actor: Actor, input: { username: string; role: string; kind?: "human" | "service"; password?: string }) => {
     requirePermission(actor, "users:write");
     const role = assertRole(input.role);
-    if (!USERNAME.test(input.username)) throw validationError([{ path: "username", message: "1-64 characters: letters, digits and . _ @ -, starting with a letter or digit" }]);
+    if (!USERNAME.test(input.username)) throw validationError([{ path: "username", message: "1-64 characters: letters, digits and . _ @ -, starting with a letter or digit, and not shaped like a UUID" }]);
     const kind = input.kind ?? "human";
     if (kind === "service" && input.password !== undefined) throw validationError([{ path: "password", message: "service accounts authenticate with API keys only" }]);
     let temporaryPassword: string | undefined;
@@ -354,8 +362,6 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     return userView(await getUser(ref), clock.now());
   };
 
-  const activeAdmins = async (tx: Tx) => (await repo.listUsers(tx)).filter((u) => u.role === "admin" && !u.disabled).length;
-
   /** A state change on a user, its audit entry and cache invalidation, in one transaction. */
   const changeUser = async (
     actor: Actor,
@@ -367,10 +373,13 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     requirePermission(actor, "users:write");
     const now = clock.now();
     const write = async (tx: Tx) => {
+      // Two admins disabled at once must not both see the other still enabled: lock all enabled
+      // admins first (before the target row, in one order) and count them under that lock.
+      const admins = options.guardLastAdmin ? await repo.lockActiveAdmins(tx) : [];
       const user = await getUser(ref, tx, true);
       const changes = patch(user);
       if (!changes) return userView(user, now);
-      if (options.guardLastAdmin && user.role === "admin" && !user.disabled && (await activeAdmins(tx)) <= 1)
+      if (options.guardLastAdmin && user.role === "admin" && !user.disabled && admins.length <= 1)
         throw ACCOUNT_ERRORS.SELF_LOCKOUT(`${user.username} is the last enabled admin; create or enable another admin first`);
       const updated = (await repo.updateUser(user.id, changes, tx))!;
       const before: Record<string, unknown> = {};
@@ -430,8 +439,17 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     if (user.oidcIssuer) throw ACCOUNT_ERRORS.NOT_A_PASSWORD_ACCOUNT("this account signs in through single sign-on; change the password at the identity provider");
     if (user.passwordHash) {
       if (input.current_password === undefined) throw validationError([{ path: "current_password", message: "required" }]);
-      if (input.current_password.length > MAX_PASSWORD_LENGTH || !(await passwords.verify(user.passwordHash, input.current_password)))
-        throw ACCOUNT_ERRORS.INVALID_CREDENTIALS("the current password is wrong", { errors: [{ path: "current_password", message: "wrong password" }] });
+      // Guessing the current password through a stolen session counts towards the same lockout as logins.
+      const wrong = () => ACCOUNT_ERRORS.INVALID_CREDENTIALS("the current password is wrong, or the account is locked after repeated failures", { errors: [{ path: "current_password", message: "wrong password" }] });
+      const now = clock.now();
+      if (user.lockedUntil && user.lockedUntil > now) {
+        await passwords.burn(input.current_password);
+        throw wrong();
+      }
+      if (input.current_password.length > MAX_PASSWORD_LENGTH || !(await passwords.verify(user.passwordHash, input.current_password))) {
+        await recordBadPassword(actor, user, now, "bad_current_password", null);
+        throw wrong();
+      }
     }
     checkPassword(input.new_password, user.username, "new_password");
     if (user.passwordHash && (await passwords.verify(user.passwordHash, input.new_password)))
@@ -440,7 +458,7 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     const now = clock.now();
     const current = actor.principal.kind === "user" ? actor.principal.sessionId : undefined;
     return db.transaction(async (tx) => {
-      await repo.updateUser(user.id, { passwordHash: hash, mustChangePassword: false, passwordChangedAt: now }, tx);
+      await repo.updateUser(user.id, { passwordHash: hash, mustChangePassword: false, passwordChangedAt: now, failedLogins: 0, lockedUntil: null }, tx);
       // Other sessions may belong to whoever knew the old password.
       const revoked = await repo.revokeSessions({ userId: user.id, ...(current ? { exceptSessionId: current } : {}) }, now, actorName(actor), "password_changed", tx);
       await audit.append(tx, actor, { action: "identity.user.password_changed", target: { type: "user", id: user.id }, details: { other_sessions_revoked: revoked.length } });

@@ -26,6 +26,11 @@ export const identityRepo = (db: Executor) => ({
     const [row] = forUpdate ? await q.for("update") : await q;
     return row;
   },
+  /** By username only (case-insensitively): a login names a user, never a user id. */
+  findUserByUsername: async (username: string, ex: Executor = db): Promise<UserRow | undefined> => {
+    const [row] = await ex.select().from(users).where(sql`lower(${users.username}) = lower(${username})`).limit(1);
+    return row;
+  },
   findUserByOidc: async (issuer: string, subject: string, ex: Executor = db): Promise<UserRow | undefined> => {
     const [row] = await ex.select().from(users).where(and(eq(users.oidcIssuer, issuer), eq(users.oidcSubject, subject))).limit(1);
     return row;
@@ -34,6 +39,19 @@ export const identityRepo = (db: Executor) => ({
   updateUser: async (id: string, patch: Partial<typeof users.$inferInsert>, ex: Executor = db): Promise<UserRow | undefined> => {
     const [row] = await ex.update(users).set(patch).where(eq(users.id, id)).returning();
     return row;
+  },
+  /**
+   * Locks every enabled admin row (in id order, so concurrent callers cannot deadlock) and returns
+   * their ids as they are after any concurrent change commits: the last-admin guard counts on this.
+   */
+  lockActiveAdmins: async (ex: Executor = db): Promise<string[]> => {
+    const rows = await ex
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.role, "admin"), eq(users.disabled, false)))
+      .orderBy(users.id)
+      .for("update");
+    return rows.map((r) => r.id);
   },
   /** Counts one more failed login atomically and returns the new count. */
   recordFailedLogin: async (id: string, ex: Executor = db): Promise<number> => {

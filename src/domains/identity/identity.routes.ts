@@ -123,7 +123,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
       schema: {
         tags: ["identity"],
         summary: "End a session: the caller's (access token) or the one a refresh token belongs to",
-        body: z.strictObject({ refresh_token: z.string().min(1).max(256).optional() }).optional(),
+        body: z.strictObject({ refresh_token: z.string().min(1).max(256).optional() }).nullish(),
         response: { 200: revokedSchema, ...problems(400) },
       },
     },
@@ -211,7 +211,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
       schema: {
         tags: ["identity"],
         summary: "Revoke all your sessions (optionally keeping the current one)",
-        body: z.strictObject({ except_current: z.boolean().default(false) }).optional(),
+        body: z.strictObject({ except_current: z.boolean().default(false) }).nullish(),
         response: { 200: revokedSchema, ...problems(400) },
       },
     },
@@ -314,7 +314,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
         tags: ["users"],
         summary: "Reset a password (given, or generated and returned once); it must be changed at next login",
         params: userParam,
-        body: z.strictObject({ password: password.optional() }).optional(),
+        body: z.strictObject({ password: password.optional() }).nullish(),
         response: { 200: z.object({ user: userSchema, temporary_password: z.string().optional() }), ...problems(400, 404) },
       },
     },

@@ -33,8 +33,11 @@ const TOUCH_INTERVAL_MS = 60_000;
  * What may be shown and logged for a key: for our pc_ keys (32 random bytes) their first 8 characters;
  * for a preset token of unknown strength, a fragment of its hash, so none of the secret is revealed.
  */
+// Exactly the shape generateApiKey makes: "pc_" and 32 random bytes in base64url. A preset token that
+// merely starts with "pc_" (an operator's choice, e.g. "pc_my-admin-token-...") is not ours to show.
+const GENERATED_KEY = /^pc_[A-Za-z0-9_-]{43}$/;
 export const visiblePrefix = (token: string): string =>
-  token.startsWith(API_KEY_PREFIX) && token.length >= 40 ? token.slice(0, API_KEY_PREFIX.length + 8) : `sha256:${sha256Hex(token).slice(0, 8)}`;
+  GENERATED_KEY.test(token) ? token.slice(0, API_KEY_PREFIX.length + 8) : `sha256:${sha256Hex(token).slice(0, 8)}`;
 
 export const generateApiKey = (): string => `${API_KEY_PREFIX}${randomToken(32)}`;
 
@@ -68,7 +71,11 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
   const MAX_CACHE = 10_000;
   const lastTouched = new Map<string, number>();
 
-  const remember = (cacheKey: string, principal: UserPrincipal, validUntil: number, nowMs: number) => {
+  // Bumped by every invalidation: a lookup that read the database before a revocation committed must
+  // not put its (now stale) principal back into the cache after the revocation cleared it.
+  let generation = 0;
+  const remember = (cacheKey: string, principal: UserPrincipal, validUntil: number, nowMs: number, readAt: number) => {
+    if (readAt !== generation) return;
     if (cache.size >= MAX_CACHE) cache.clear();
     cache.set(cacheKey, { principal, validUntil, fetchedAt: nowMs });
   };
@@ -118,6 +125,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
     const nowMs = clock.now().getTime();
     const hit = cached(hash, nowMs);
     if (hit) return hit;
+    const readAt = generation;
     const found = await repo.findKeyByHash(hash);
     if (!found) {
       cache.delete(hash);
@@ -138,7 +146,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
       keyId: key.id,
       keyPrefix: key.prefix,
     };
-    remember(hash, principal, key.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY, nowMs);
+    remember(hash, principal, key.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY, nowMs, readAt);
     touchKey(key, ip, nowMs);
     return principal;
   };
@@ -150,6 +158,7 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
     const cacheKey = `session:${claims.sessionId}`;
     const hit = cached(cacheKey, nowMs);
     if (hit && hit.userId === claims.userId) return hit;
+    const readAt = generation;
     const found = await repo.findSession(claims.sessionId);
     if (!found || found.user.id !== claims.userId) throw IDENTITY_ERRORS.SESSION_REVOKED("the session of this access token does not exist");
     const { session, user } = found;
@@ -169,14 +178,17 @@ export const identityService = ({ db, repo, audit, clock, tokens, changeFeed, ca
       sessionId: session.id,
       mustChangePassword: user.mustChangePassword,
     };
-    remember(cacheKey, principal, session.expiresAt.getTime(), nowMs);
+    remember(cacheKey, principal, session.expiresAt.getTime(), nowMs, readAt);
     return principal;
   };
 
   const authenticate = (token: string, ip: string | null = null): Promise<UserPrincipal> =>
     looksLikeJwt(token) ? authenticateAccessToken(token) : authenticateApiKey(token, ip);
 
-  const invalidateCache = () => cache.clear();
+  const invalidateCache = () => {
+    generation++;
+    cache.clear();
+  };
 
   /** Inside a transaction that cut someone's access: clear caches here after commit and tell other nodes. */
   const accessChanged = async (tx: Tx) => {

@@ -61,10 +61,14 @@ export const keysService = ({ db, repo, audit, clock, identity, defaultTtlDays }
     requirePermission(actor, "keys:own");
     const self = callerId(actor);
     const owner = input.user === undefined ? await repo.findUser(self) : await repo.findUser(input.user);
+    // Without keys:manage, naming anyone but yourself is refused the same way whether or not that
+    // user exists: the answer must not reveal which usernames (or ids) are taken.
+    if (!owner || owner.id !== self) requirePermission(actor, "keys:manage");
     if (!owner) throw KEY_ERRORS.OWNER_NOT_FOUND(`no user ${input.user}`);
-    if (owner.id !== self) requirePermission(actor, "keys:manage");
     if (owner.disabled) throw KEY_ERRORS.OWNER_DISABLED(`${owner.username} is disabled`);
     if (input.role !== undefined && input.permissions !== undefined) throw validationError([{ path: "permissions", message: "give a role or a permission list, not both" }]);
+    if (input.expires_at !== undefined && input.expires_in_days !== undefined)
+      throw validationError([{ path: "expires_in_days", message: "give expires_at or expires_in_days, not both" }]);
     if (input.role !== undefined && !isRole(input.role)) throw validationError([{ path: "role", message: "must be one of viewer, analyst, approver, executor, admin" }]);
     const unknown = (input.permissions ?? []).map((p, i) => ({ p, i })).filter(({ p }) => !isPermission(p));
     if (unknown.length) throw validationError(unknown.map(({ p, i }) => ({ path: `permissions.${i}`, message: `unknown permission ${JSON.stringify(p).slice(0, 80)}` })));
@@ -85,6 +89,20 @@ export const keysService = ({ db, repo, audit, clock, identity, defaultTtlDays }
       expiresAt = new Date(input.expires_at);
       if (Number.isNaN(expiresAt.getTime()) || expiresAt <= now) throw validationError([{ path: "expires_at", message: "must be a date-time in the future" }]);
     } else expiresAt = new Date(now.getTime() + (input.expires_in_days ?? defaultTtlDays) * 86_400_000);
+    // A key minting a key: the new one never outlives its creator (else a short-lived or soon-revoked
+    // key could leave a permanent successor behind). The default lifetime is capped; an explicit
+    // longer one is refused.
+    if (actor.principal.kind === "user" && actor.principal.via === "api_key" && actor.principal.keyId) {
+      const creatorKey = await repo.findKey(actor.principal.keyId);
+      const limit = creatorKey?.expiresAt ?? null;
+      if (limit && (expiresAt === null || expiresAt > limit)) {
+        if (input.expires_at !== undefined || input.expires_in_days !== undefined)
+          throw KEY_ERRORS.KEY_EXCEEDS_CREATOR(`a key cannot outlive the key that creates it (${actor.principal.keyPrefix} expires at ${limit.toISOString()})`, {
+            creator_expires_at: limit.toISOString(),
+          });
+        expiresAt = limit;
+      }
+    }
     const token = generateApiKey();
     const id = uuidv7();
     const row = {
