@@ -1,14 +1,16 @@
 // `npm run bench`: every benchmark, one table. Never part of `npm test`.
-// BENCH_ONLY=matcher|http|audit runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
+// BENCH_ONLY=matcher|http|audit|rules runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
 // BENCH_AUDIT_SIZE the size of the large audit log (default 1M); BENCH_DATABASE_URL the PostgreSQL server.
 import { printTable, type BenchRow } from "./table.ts";
 import { runMatcherBench } from "./matcher.bench.ts";
 import { runHttpBench } from "./http.bench.ts";
 import { runAuditBench } from "./audit.bench.ts";
+import { runRulesBench } from "./rules.bench.ts";
 
 const only = process.env.BENCH_ONLY;
 const rows: BenchRow[] = [];
 if (!only || only === "matcher") rows.push(...(await runMatcherBench()));
 if (!only || only === "http") rows.push(...(await runHttpBench()));
 if (!only || only === "audit") rows.push(...(await runAuditBench()));
+if (!only || only === "rules") rows.push(...(await runRulesBench()));
 printTable(rows);
