@@ -8,6 +8,8 @@ import { withDefaults, type Expr, type RuleDocument } from "./expression.ts";
 import { DEFAULT_RULES } from "./defaults/default-rules.ts";
 import { loadFixtureDir, runRuleTests } from "./rule-tests.ts";
 import { validateRuleDocument } from "./validation.ts";
+import { mulberry32 } from "../../lib/prng.ts";
+import { generateRules } from "../../../bench/rules.bench.ts";
 
 const rule = (name: string, when: Expr, extra: Partial<RuleDocument> = {}): RuleDocument => ({ name, target: "action_request", when, outcome: "DENY", ...extra });
 const setOf = (docs: RuleDocument[], protectedNetworks: string[] = []) => {
@@ -231,6 +233,38 @@ describe("explanations", () => {
       explanation: 'none of the 2 alternatives held: (1) needs policy.mode = "lockdown", but policy.mode is "normal"; (2) needs source.exploitation_seen_1h = true, but source.exploitation_seen_1h is missing',
     });
     expect(byName.not).toEqual({ pointer: "/when", op: "not", explanation: 'needs not (action.type = "block_ip"), but it holds: action.type is "block_ip"' });
+  });
+
+  it("explains a rule skipped by the action-type guard index with its guard", () => {
+    const set = setOf([rule("cidr-only", { op: "all", of: [{ op: "eq", field: "action.type", value: "block_cidr" }, { op: "exists", field: "entity.cidr" }] })]);
+    const [miss] = set.decide({ action: { type: "block_ip" } }).not_matched;
+    expect(miss!.failed_clause).toEqual({ pointer: "/when/of/0", op: "eq", explanation: 'needs action.type = "block_cidr", but action.type is "block_ip"' });
+  });
+
+  it("decides exactly as a full evaluation does, with the guard index", () => {
+    const docs = generateRules(100, 7);
+    const rules = docs.map((d, i) => ({ body: withDefaults(d), version: i + 1 }));
+    const indexed = new CompiledRuleSet("action_request", rules);
+    const full = new CompiledRuleSet("action_request", rules, { coverage: true });
+    const rnd = mulberry32(11);
+    const types = ["block_ip", "block_cidr", "unblock_ip", "set_mode", "quarantine_host", "rotate_key"];
+    for (let k = 0; k < 500; k++) {
+      const input: DecisionInput = {
+        action: { type: types[Math.floor(rnd() * types.length)], reason: rnd() < 0.5 ? "ssh brute force" : "web scan" },
+        entity: { type: "ip", ip: `${1 + Math.floor(rnd() * 220)}.${Math.floor(rnd() * 255)}.1.2` },
+        policy: { mode: ["normal", "elevated", "lockdown"][Math.floor(rnd() * 3)] },
+        evidence: { honeypot_hits_24h: Math.floor(rnd() * 40) },
+        source: { exploitation_seen_1h: rnd() < 0.5, events_1h: Math.floor(rnd() * 200) },
+        principal: { role: rnd() < 0.5 ? "admin" : "analyst" },
+        time: { now: new Date(Date.UTC(2026, 10, 1) + Math.floor(rnd() * 7 * 86_400_000)).toISOString() },
+      };
+      const a = indexed.decide(input);
+      const b = full.decide(input);
+      expect(a.outcome).toBe(b.outcome);
+      expect(a.approvals_required).toBe(b.approvals_required);
+      expect(a.matched).toEqual(b.matched);
+      expect(a.not_matched.map((n) => n.name).sort()).toEqual(b.not_matched.map((n) => n.name).sort());
+    }
   });
 
   it("can skip explanations for speed", () => {

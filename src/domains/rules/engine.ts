@@ -3,24 +3,50 @@
 // outcomes (DENY > REQUIRE_APPROVAL > DRY_RUN_ONLY > ALLOW, a default when nothing matches) and can
 // explain, for every rule that did not match, the first clause that failed. Compiling is the slow
 // part and happens per activation; deciding does no parsing, no allocation beyond the answer.
-import { classifyIp, normalizeCidr, normalizeIp, parseRange, specialRanges, type IpRange } from "../../lib/ip.ts";
+import { normalizeCidr, normalizeIp } from "../../lib/ip.ts";
+import { classesOf, overlaps, toAddr, type Addr } from "./addresses.ts";
 import { CATALOGUE, WEEKDAYS, type FieldSpec, type Target } from "./catalogue.ts";
 import { DECISION_RANK, type Comparator, type Decision, type Expr, type IpClassName, type Op, type RuleBody, type RuleMode } from "./expression.ts";
 import { compileSafeRegex, MAX_MATCH_INPUT } from "./safe-regex.ts";
 
 export type DecisionInput = Record<string, unknown>;
 
-/** Per-decision values computed once and shared by every rule. */
-type Ctx = {
-  typeHasRule: boolean | undefined;
-  nowMs: number | undefined;
-  hour: number | undefined;
-  weekday: string | undefined;
-  /** Parsed address per field path, for the IP operators. */
-  ranges: Map<string, IpRange | null>;
-  classes: Map<string, ReadonlySet<string> | null>;
-  protectedHit: Map<string, boolean>;
-};
+/**
+ * Per-decision values computed at most once and shared by every rule: the derived fields (lazily:
+ * a set without time rules never parses time.now) and parsed addresses per field slot.
+ */
+class Ctx {
+  timeParsed = false;
+  private now: number | undefined;
+  private date: Date | undefined;
+  addrs: (Addr | null | undefined)[] | undefined;
+  canonical: unknown[] | undefined;
+  classes: (ReadonlySet<string> | null | undefined)[] | undefined;
+  protectedHits: (boolean | undefined)[] | undefined;
+  constructor(
+    readonly input: DecisionInput,
+    readonly typeHasRule: boolean | undefined,
+  ) {}
+  get nowMs(): number | undefined {
+    if (!this.timeParsed) {
+      this.timeParsed = true;
+      const time = this.input.time as Record<string, unknown> | undefined;
+      const text = time !== null && typeof time === "object" ? time.now : undefined;
+      const ms = typeof text === "string" ? Date.parse(text) : Number.NaN;
+      if (Number.isFinite(ms)) {
+        this.now = ms;
+        this.date = new Date(ms);
+      }
+    }
+    return this.now;
+  }
+  get hour(): number | undefined {
+    return this.nowMs === undefined ? undefined : this.date!.getUTCHours();
+  }
+  get weekday(): string | undefined {
+    return this.nowMs === undefined ? undefined : WEEKDAYS[(this.date!.getUTCDay() + 6) % 7];
+  }
+}
 
 type Test = (input: DecisionInput, ctx: Ctx) => boolean;
 
@@ -63,7 +89,7 @@ export type EngineOptions = {
   coverage?: boolean;
 };
 
-export type CompiledRule = RuleSummary & { body: RuleBody; root: CompiledNode; nodes: CompiledNode[]; counts?: number[] };
+export type CompiledRule = RuleSummary & { body: RuleBody; root: CompiledNode; nodes: CompiledNode[]; counts?: number[]; summary: Readonly<RuleSummary> };
 
 export type CoverageReport = {
   rules: { name: string; version: number | null; matched: number; not_matched: number }[];
@@ -131,48 +157,60 @@ const zonedHourAndDay = (ms: number, tz: string): { hour: number; weekday: strin
   return { hour, weekday };
 };
 
-const PUBLIC: ReadonlySet<string> = new Set(["public"]);
-
 const inWindow = (hour: number, from: number, to: number) => (from < to ? hour >= from && hour < to : hour >= from || hour < to);
 
 /** Compiles one rule's expression into closures. `counts` (coverage) receives node outcomes. */
-const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?: number[] }): { root: CompiledNode; nodes: CompiledNode[] } => {
+const compileRule = (
+  body: RuleBody,
+  opts: { protectedRanges: Addr[]; counts?: number[]; slotOf: (field: string) => number },
+): { root: CompiledNode; nodes: CompiledNode[] } => {
   const catalogue = CATALOGUE[body.target];
   const nodes: CompiledNode[] = [];
   const counts = opts.counts;
 
-  const ipRange = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => (i: DecisionInput, c: Ctx): IpRange | null => {
-    const cached = c.ranges.get(field);
-    if (cached !== undefined) return cached;
-    const v = get(i, c);
-    const r = typeof v === "string" ? parseRange(v) : null;
-    c.ranges.set(field, r);
-    return r;
-  };
-  // The classes an address is in: one for an IP; for a CIDR every special class any of its addresses
-  // is in, or just "public" when it touches no special space.
-  const ipClasses = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => (i: DecisionInput, c: Ctx): ReadonlySet<string> | null => {
-    if (c.classes.has(field)) return c.classes.get(field)!;
-    const v = get(i, c);
-    let classes: ReadonlySet<string> | null = null;
-    if (typeof v === "string") {
-      if (v.includes("/")) {
-        const r = ipRange(field, get)(i, c);
-        if (r) {
-          const found = new Set<string>();
-          for (const s of specialRanges()) if (s.family === r.family && s.first <= r.last && r.first <= s.last) found.add(s.cls);
-          classes = found.size ? found : PUBLIC;
-        }
-      } else {
-        try {
-          classes = new Set([classifyIp(v)]);
-        } catch {
-          classes = null;
-        }
+  // Parsed once per decision and field, in slots shared by every rule of the set.
+  const addrOf = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
+    const slot = opts.slotOf(field);
+    return (i: DecisionInput, c: Ctx): Addr | null => {
+      const cache = (c.addrs ??= []);
+      let a = cache[slot];
+      if (a === undefined) {
+        const v = get(i, c);
+        a = typeof v === "string" ? toAddr(v) : null;
+        cache[slot] = a;
       }
-    }
-    c.classes.set(field, classes);
-    return classes;
+      return a;
+    };
+  };
+  // The classes an address is in: for a CIDR every special class any of its addresses is in, or
+  // just "public" when it touches no special space.
+  const classesFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
+    const slot = opts.slotOf(field);
+    const addr = addrOf(field, get);
+    return (i: DecisionInput, c: Ctx): ReadonlySet<string> | null => {
+      const cache = (c.classes ??= []);
+      let k = cache[slot];
+      if (k === undefined) {
+        const a = addr(i, c);
+        k = a === null ? null : classesOf(a);
+        cache[slot] = k;
+      }
+      return k;
+    };
+  };
+  const protectedFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
+    const slot = opts.slotOf(field);
+    const addr = addrOf(field, get);
+    return (i: DecisionInput, c: Ctx): boolean => {
+      const cache = (c.protectedHits ??= []);
+      let hit = cache[slot];
+      if (hit === undefined) {
+        const a = addr(i, c);
+        hit = a !== null && opts.protectedRanges.some((p) => overlaps(p, a));
+        cache[slot] = hit;
+      }
+      return hit;
+    };
   };
 
   const compile = (expr: Expr, pointer: string): CompiledNode => {
@@ -253,10 +291,26 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
     return node;
   };
 
+  // Addresses compare in canonical form (one address, one spelling), computed once per decision.
+  const canonicalGetter = (field: string, spec: FieldSpec, raw: (i: DecisionInput, c: Ctx) => unknown) => {
+    if (spec.type !== "ip" && spec.type !== "cidr") return raw;
+    const slot = opts.slotOf(field);
+    return (i: DecisionInput, c: Ctx): unknown => {
+      const cache = (c.canonical ??= []);
+      let v = cache[slot];
+      if (v === undefined) {
+        v = canonical(spec, raw(i, c));
+        cache[slot] = v;
+      }
+      return v;
+    };
+  };
+
   const compileLeaf = (expr: Exclude<Expr, { op: "all" | "any" | "not" | "time_between" }>, node: CompiledNode) => {
     const field = expr.field;
     const spec = catalogue[field]!;
-    const get = fieldGetter(field);
+    const raw = fieldGetter(field);
+    const get = expr.op === "eq" || expr.op === "ne" || expr.op === "in" ? canonicalGetter(field, spec, raw) : raw;
     node.actual = (i, c) => `${field} is ${fmt(get(i, c))}`;
     switch (expr.op) {
       case "eq": {
@@ -377,13 +431,13 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
         node.actual = (i, c) => (get(i, c) === undefined ? `${field} is missing` : `${field} is present (${fmt(get(i, c))})`);
         return;
       case "ip_in": {
-        const ranges = expr.cidrs.map((t) => parseRange(t)!);
-        const range = ipRange(field, get);
+        const ranges = expr.cidrs.map((t) => toAddr(t)!);
+        const addr = addrOf(field, get);
         node.text = `${field} is inside one of [${list(expr.cidrs)}]`;
         node.test = (i, c) => {
-          const r = range(i, c);
-          if (r === null) return false;
-          for (const o of ranges) if (o.family === r.family && o.first <= r.last && r.first <= o.last) return true;
+          const a = addr(i, c);
+          if (a === null) return false;
+          for (let k = 0; k < ranges.length; k++) if (overlaps(ranges[k]!, a)) return true;
           return false;
         };
         return;
@@ -391,16 +445,8 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
       case "ip_is": {
         const classes = new Set<IpClassName>(expr.classes);
         const wantProtected = classes.has("protected");
-        const cls = ipClasses(field, get);
-        const range = ipRange(field, get);
-        const isProtected = (i: DecisionInput, c: Ctx): boolean => {
-          const hit = c.protectedHit.get(field);
-          if (hit !== undefined) return hit;
-          const r = range(i, c);
-          const result = r !== null && opts.protectedRanges.some((o) => o.family === r.family && o.first <= r.last && r.first <= o.last);
-          c.protectedHit.set(field, result);
-          return result;
-        };
+        const cls = classesFor(field, get);
+        const isProtected = protectedFor(field, get);
         node.text = `${field} is ${[...classes].join(" or ")}${spec.type === "cidr" ? " (any address of the range)" : ""}`;
         node.test = (i, c) => {
           const found = cls(i, c);
@@ -412,7 +458,7 @@ const compileRule = (body: RuleBody, opts: { protectedRanges: IpRange[]; counts?
           const v = get(i, c);
           if (v === undefined) return `${field} is missing`;
           const found = cls(i, c);
-          return `${field} is ${fmt(v)} (${found ? [...found].join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
+          return `${field} is ${fmt(canonical(spec, v))} (${found ? [...found].join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
         };
         return;
       }
@@ -488,16 +534,30 @@ const namedActionTypes = (expr: Expr, positive: boolean, out: Set<string>) => {
   }
 };
 
-const protectedRangesOf = (networks: readonly string[]): IpRange[] =>
+const protectedRangesOf = (networks: readonly string[]): Addr[] =>
   networks.map((n) => {
-    const r = parseRange(n);
+    const r = toAddr(n);
     if (!r) throw new Error(`protected network "${n}" is not an IP or CIDR`);
     return r;
   });
 
-const summary = (r: CompiledRule): RuleSummary => ({ name: r.name, version: r.version, outcome: r.outcome, approvals: r.approvals, priority: r.priority, mode: r.mode });
+/**
+ * The action types a rule is guarded by: a top-level `all` whose first clause is eq/in on action.type
+ * (or the whole rule being such a clause). Such a rule cannot match another type, so the engine skips
+ * it for other types; its failed clause is then that guard.
+ */
+const guardOf = (rule: CompiledRule): { types: string[]; node: CompiledNode } | undefined => {
+  const when = rule.body.when;
+  const first = when.op === "all" ? when.of[0]! : when;
+  const node = when.op === "all" ? rule.root.children[0]! : rule.root;
+  if (first.op === "eq" && first.field === "action.type" && typeof first.value === "string") return { types: [first.value], node };
+  if (first.op === "in" && first.field === "action.type" && first.values.every((v) => typeof v === "string")) return { types: first.values as string[], node };
+  return undefined;
+};
 
-const hasOwn = Object.prototype.hasOwnProperty;
+// One frozen summary per compiled rule, shared by every decision that lists it (no allocation per match).
+const summary = (r: CompiledRule): RuleSummary => r.summary;
+
 
 /** An immutable, compiled set of rules for one target. Build a new one to change anything. */
 export class CompiledRuleSet {
@@ -505,7 +565,10 @@ export class CompiledRuleSet {
   readonly coveredActionTypes: ReadonlySet<string>;
   private readonly defaultOutcome: DefaultOutcome;
   private readonly withCoverage: boolean;
-  private readonly canonicalFields: [string[], FieldSpec][];
+  /** Rules to evaluate per action.type (priority order), and for any other or missing type. */
+  private readonly byType = new Map<string, CompiledRule[]>();
+  private readonly untyped: CompiledRule[];
+  private readonly guards = new Map<CompiledRule, CompiledNode>();
 
   constructor(
     readonly target: Target,
@@ -513,13 +576,20 @@ export class CompiledRuleSet {
     options: EngineOptions = {},
   ) {
     const protectedRanges = protectedRangesOf(options.protectedNetworks ?? []);
+    const slots = new Map<string, number>();
+    const slotOf = (field: string) => {
+      let slot = slots.get(field);
+      if (slot === undefined) slots.set(field, (slot = slots.size));
+      return slot;
+    };
     this.defaultOutcome = options.defaultOutcome ?? { decision: "REQUIRE_APPROVAL", approvals: 1 };
     this.withCoverage = options.coverage === true;
     const compiled = rules.map(({ body, version }) => {
       if (body.target !== target) throw new Error(`rule ${body.name} targets ${body.target}, not ${target}`);
       const counts = this.withCoverage ? [] : undefined;
-      const { root, nodes } = compileRule(body, { protectedRanges, ...(counts ? { counts } : {}) });
-      const rule: CompiledRule = { name: body.name, version, outcome: body.outcome, approvals: body.approvals, priority: body.priority, mode: body.mode, body, root, nodes };
+      const { root, nodes } = compileRule(body, { protectedRanges, slotOf, ...(counts ? { counts } : {}) });
+      const summary = Object.freeze({ name: body.name, version, outcome: body.outcome, approvals: body.approvals, priority: body.priority, mode: body.mode });
+      const rule: CompiledRule = { ...summary, body, root, nodes, summary };
       if (counts) rule.counts = counts;
       return rule;
     });
@@ -528,74 +598,62 @@ export class CompiledRuleSet {
     const covered = new Set<string>();
     if (target === "action_request") for (const r of this.rules) if (r.mode === "enforce") namedActionTypes(r.body.when, true, covered);
     this.coveredActionTypes = covered;
-    this.canonicalFields = Object.entries(CATALOGUE[target])
-      .filter(([, s]) => s.type === "ip" || s.type === "cidr")
-      .map(([name, s]) => [name.split("."), s]);
-  }
-
-  /** Copy of the input with IP and CIDR fields in canonical form (one address, one spelling). */
-  private canonicalInput(input: DecisionInput): DecisionInput {
-    let out = input;
-    for (const [parts, spec] of this.canonicalFields) {
-      let o: unknown = input;
-      for (const p of parts) o = o !== null && typeof o === "object" && hasOwn.call(o, p) ? (o as Record<string, unknown>)[p] : undefined;
-      if (typeof o !== "string") continue;
-      const c = canonical(spec, o);
-      if (c === o) continue;
-      if (out === input) out = structuredClone(input);
-      let target = out as Record<string, unknown>;
-      for (const p of parts.slice(0, -1)) target = target[p] as Record<string, unknown>;
-      target[parts[parts.length - 1]!] = c;
-    }
-    return out;
-  }
-
-  private context(input: DecisionInput): Ctx {
-    const action = input.action as Record<string, unknown> | undefined;
-    const type = action && typeof action === "object" ? action.type : undefined;
-    const time = input.time as Record<string, unknown> | undefined;
-    const now = time && typeof time === "object" ? time.now : undefined;
-    const nowMs = typeof now === "string" ? Date.parse(now) : Number.NaN;
-    const valid = Number.isFinite(nowMs);
-    const d = valid ? new Date(nowMs) : undefined;
-    return {
-      typeHasRule: this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined,
-      nowMs: valid ? nowMs : undefined,
-      hour: d ? d.getUTCHours() : undefined,
-      weekday: d ? WEEKDAYS[(d.getUTCDay() + 6) % 7] : undefined,
-      ranges: new Map(),
-      classes: new Map(),
-      protectedHit: new Map(),
-    };
+    // The guard index (action requests only; coverage runs evaluate everything so every node counts).
+    const guarded = new Map<CompiledRule, string[]>();
+    if (target === "action_request" && !this.withCoverage)
+      for (const r of this.rules) {
+        const g = guardOf(r);
+        if (g) {
+          guarded.set(r, g.types);
+          this.guards.set(r, g.node);
+        }
+      }
+    this.untyped = this.rules.filter((r) => !guarded.has(r));
+    const types = new Set([...guarded.values()].flat());
+    for (const type of types) this.byType.set(type, this.rules.filter((r) => !guarded.has(r) || guarded.get(r)!.includes(type)));
   }
 
   /** Decides; with explain (the default) every rule that did not match says which clause failed. */
   decide(rawInput: DecisionInput, options: { explain?: boolean } = {}): EngineDecision {
     const explain = options.explain ?? true;
-    const input = this.canonicalInput(rawInput);
-    const ctx = this.context(input);
+    const input = rawInput;
+    const action = input.action as Record<string, unknown> | undefined;
+    const type = action !== null && typeof action === "object" ? action.type : undefined;
+    const ctx = new Ctx(input, this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined);
+    const candidates = (typeof type === "string" ? this.byType.get(type) : undefined) ?? this.untyped;
     const matched: RuleSummary[] = [];
     const shadow: RuleSummary[] = [];
-    const notMatched: NotMatched[] = [];
     let best: CompiledRule | undefined;
     let approvals = 0;
-    for (const rule of this.rules) {
-      if (rule.root.test(input, ctx)) {
-        if (rule.mode === "shadow") {
-          shadow.push(summary(rule));
-          continue;
-        }
-        matched.push(summary(rule));
-        if (!best || DECISION_RANK[rule.outcome] > DECISION_RANK[best.outcome]) best = rule;
-        if (rule.outcome === "REQUIRE_APPROVAL" && rule.approvals! > approvals) approvals = rule.approvals!;
-      } else if (explain) {
-        notMatched.push({ name: rule.name, version: rule.version, mode: rule.mode, failed_clause: failedClause(rule.root, input, ctx) });
+    for (let k = 0; k < candidates.length; k++) {
+      const rule = candidates[k]!;
+      if (!rule.root.test(input, ctx)) continue;
+      if (rule.mode === "shadow") {
+        shadow.push(summary(rule));
+        continue;
+      }
+      matched.push(summary(rule));
+      if (!best || DECISION_RANK[rule.outcome] > DECISION_RANK[best.outcome]) best = rule;
+      if (rule.outcome === "REQUIRE_APPROVAL" && rule.approvals! > approvals) approvals = rule.approvals!;
+    }
+    const notMatched: NotMatched[] = [];
+    if (explain) {
+      const hit = new Set<string>();
+      for (const m of matched) hit.add(m.name);
+      for (const m of shadow) hit.add(m.name);
+      const evaluated = new Set(candidates);
+      for (const rule of this.rules) {
+        if (hit.has(rule.name)) continue;
+        // A rule skipped by the guard index failed its guard; anything else is re-walked for the reason.
+        const guard = evaluated.has(rule) ? undefined : this.guards.get(rule);
+        notMatched.push({ name: rule.name, version: rule.version, mode: rule.mode, failed_clause: failedClause(guard ?? rule.root, input, ctx) });
       }
     }
     const outcome = best ? best.outcome : this.defaultOutcome.decision;
     const derived: Record<string, unknown> = {};
     if (ctx.typeHasRule !== undefined) derived["action.type_has_rule"] = ctx.typeHasRule;
-    if (ctx.hour !== undefined) {
+    // Parsing time.now only for this report is skipped on the fast path.
+    if ((explain || ctx.timeParsed) && ctx.nowMs !== undefined) {
       derived["time.hour"] = ctx.hour;
       derived["time.weekday"] = ctx.weekday;
     }
