@@ -201,6 +201,25 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     expect(await auditActions(created.id)).toEqual(["actions.request.created", "actions.request.dry_run", "actions.request.approved", "actions.request.executed"]);
   });
 
+  it("disables a user through the identity service: its keys stop working; disabling the same user again fails on record", async () => {
+    const target = await createKeyForRole(t.db, "analyst");
+    const created = await request(analyst.token, { action_type: "disable_user", payload: { user: target.userId }, reason: "compromised laptop" });
+    expect(created.decision.input.entity).toEqual({ type: "user" });
+    expect(created.decision.input.action.payload.value).toMatch(/^analyst-/);
+    expect(created.dry_run.report).toMatchObject({ user: { id: target.userId, disabled: false }, sessions_affected: [], keys_affected: [{ prefix: target.prefix }], would_fail: null });
+    expect((await verb(created.id, "approve", approver.token, "yes")).json().status).toBe("approved");
+    const done = await verb(created.id, "execute", executor.token);
+    expect(done.statusCode, done.body).toBe(200);
+    expect(done.json().result).toEqual({ user: { id: target.userId, username: created.decision.input.action.payload.value, disabled: true } });
+    expect((await call("GET", "/auth/whoami", target.token)).statusCode).toBe(401);
+    const again = await request(analyst.token, { action_type: "disable_user", payload: { user: target.userId } });
+    expect(again.dry_run.report.would_fail).toContain("already disabled");
+    expect((await verb(again.id, "approve", approver.token, "yes")).statusCode).toBe(200);
+    const failed = problem(await verb(again.id, "execute", executor.token), 422, "ACTION_EXECUTION_FAILED");
+    expect(failed.detail).toContain("ACTION_TARGET_UNCHANGED");
+    expect((await show(again.id)).status).toBe("failed");
+  });
+
   it("DENY refuses creation with the explanation and stores only the decision and the refusal", async () => {
     const before = (await call("GET", "/security/actions/?limit=1000", viewer.token)).json().items.length;
     const res = await call("POST", "/security/actions/", analyst.token, { action_type: "block_entity", payload: { entity_type: "ip", value: "10.1.2.3" }, reason: "typo" });
