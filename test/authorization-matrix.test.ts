@@ -66,6 +66,38 @@ const MATRIX: Record<string, Who> = {
   "GET /audit/public-key": ALL_ROLES,
   "GET /audit/proof/inclusion": ALL_ROLES,
   "GET /audit/proof/consistency": ALL_ROLES,
+
+  // Policy-as-code (branch rules): read and simulate for everyone; write, review and activate by role.
+  "GET /rules": ALL_ROLES,
+  "POST /rules": ["analyst", "admin"],
+  "GET /rules/catalogue": ALL_ROLES,
+  "GET /rules/schema": ALL_ROLES,
+  "POST /rules/validate": ALL_ROLES,
+  "POST /rules/evaluate": ALL_ROLES,
+  "POST /rules/simulate": ALL_ROLES,
+  "POST /rules/test": ALL_ROLES,
+  "GET /rules/decisions/:id": ALL_ROLES,
+  "GET /rules/:name": ALL_ROLES,
+  "GET /rules/:name/diff": ALL_ROLES,
+  "GET /rules/:name/versions/:version": ALL_ROLES,
+  "PATCH /rules/:name/versions/:version": ["analyst", "admin"],
+  "POST /rules/:name/versions/:version/submit": ["analyst", "admin"],
+  "POST /rules/:name/versions/:version/review": ["approver", "admin"],
+  "POST /rules/:name/versions/:version/activate": ["analyst", "admin"],
+  "POST /rules/:name/versions/:version/retire": ["analyst", "admin"],
+
+  // The action workflow. The seed's status update checks the verb's permission in the service (its
+  // empty dummy body is refused first, so every reader gets past the route); dry-run needs
+  // actions:request or actions:approve; cancel is the requester's (or an admin's).
+  "POST /security/actions/": ["analyst", "admin"],
+  "GET /security/actions/": ALL_ROLES,
+  "GET /security/actions/:id": ALL_ROLES,
+  "POST /security/actions/:id": ALL_ROLES,
+  "POST /security/actions/:id/dry-run": ["analyst", "approver", "admin"],
+  "POST /security/actions/:id/approve": ["approver", "admin"],
+  "POST /security/actions/:id/reject": ["approver", "admin"],
+  "POST /security/actions/:id/execute": ["executor", "admin"],
+  "POST /security/actions/:id/cancel": ["analyst", "admin"],
 };
 
 const allowed = (who: Who, principal: Principal): boolean => {

@@ -36,6 +36,15 @@ import { BlockIndex } from "../domains/blocklist/block-index.ts";
 import { blocklistRepo } from "../domains/blocklist/blocklist.repo.ts";
 import { blocklistService, type BlockChange, type BlockChangeFeed } from "../domains/blocklist/blocklist.service.ts";
 import { blocklistRoutes } from "../domains/blocklist/blocklist.routes.ts";
+import { rulesRepo } from "../domains/rules/rules.repo.ts";
+import { rulesService } from "../domains/rules/rules.service.ts";
+import { rulesRoutes } from "../domains/rules/rules.routes.ts";
+import { actionsRepo } from "../domains/actions/actions.repo.ts";
+import { actionsService } from "../domains/actions/actions.service.ts";
+import { actionsRoutes } from "../domains/actions/actions.routes.ts";
+import { actionDecisions } from "../domains/actions/decision.ts";
+import { webhookOutbox } from "../domains/actions/webhooks.ts";
+import { keyId } from "../lib/signed-note.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -57,10 +66,11 @@ const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const IDENTITY_CHANNEL = "portcullis_identity";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void }) => {
+export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
   const auditStore = auditRepo(db.orm);
   const audit = auditService({ repo: auditStore, clock });
-  const transparency = transparencyService({ db, repo: auditStore, clock, key: resolveSigningKey(config) });
+  const signingKey = resolveSigningKey(config);
+  const transparency = transparencyService({ db, repo: auditStore, clock, key: signingKey });
   const identityStore = identityRepo(db.orm);
   const tokens = accessTokens(config, clock);
   // Revocations, disables and role changes reach other nodes' caches through NOTIFY.
@@ -91,7 +101,24 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   });
   // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
   passwords.warm().catch(() => {});
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex };
+  const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  const actionStore = actionsRepo(db.orm);
+  const actionWebhooks = webhookOutbox({ repo: actionStore, settings: config.actions, ...(log ? { log } : {}) });
+  const actions = actionsService({
+    db,
+    repo: actionStore,
+    audit,
+    clock,
+    services: { blocklist, policy, keys, accounts },
+    policy,
+    decisions: actionDecisions({ rules }),
+    // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
+    signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
+    webhooks: actionWebhooks,
+    settings: config.actions,
+    ...(log ? { log } : {}),
+  });
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -210,6 +237,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(policyRoutes, { policy: services.policy });
   await app.register(blocklistRoutes, { blocklist: services.blocklist });
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
+  await app.register(rulesRoutes, { rules: services.rules });
+  await app.register(actionsRoutes, { actions: services.actions });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -236,6 +265,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     );
   }
   await services.blocklist.reloadIndex();
+  // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
+  await services.rules.start();
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -249,6 +280,22 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       });
   }, config.blocklist.sweepIntervalSeconds * 1000);
   sweepTimer.unref();
+  // Pending action requests past their time to live are recorded as expired (also checked at every transition).
+  let sweepingActions = false;
+  const actionSweepTimer = setInterval(() => {
+    if (sweepingActions) return;
+    sweepingActions = true;
+    services.actions
+      .sweepExpired()
+      .then((n) => n && app.log.info({ expired: n }, "recorded expired action requests"))
+      .catch((err: unknown) => app.log.error({ err }, "action expiry sweep failed"))
+      .finally(() => {
+        sweepingActions = false;
+      });
+  }, config.actions.sweepIntervalSeconds * 1000);
+  actionSweepTimer.unref();
+  // Webhook deliveries left pending by a previous run (or another node) are picked up.
+  services.actionWebhooks.start();
   // Checkpoints: signed every few seconds when the log has grown.
   let checkpointing = false;
   const checkpointTimer = setInterval(() => {
@@ -265,9 +312,12 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   app.addHook("onClose", async () => {
     clearInterval(sweepTimer);
     clearInterval(checkpointTimer);
+    clearInterval(actionSweepTimer);
+    await services.actionWebhooks.stop();
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();
+    await services.rules.stop();
   });
 
   await app.ready();

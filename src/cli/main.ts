@@ -8,6 +8,8 @@ import { registerServerCommands } from "./server-commands.ts";
 import { registerPolicyCommands } from "./policy-commands.ts";
 import { registerAuditCommands } from "./audit-commands.ts";
 import { registerIdentityCommands } from "./identity-commands.ts";
+import { registerRulesCommands } from "./rules-commands.ts";
+import { registerActionCommands } from "./action-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -27,6 +29,8 @@ registerServerCommands(program);
 registerPolicyCommands(program);
 registerAuditCommands(program);
 registerIdentityCommands(program);
+registerRulesCommands(program);
+registerActionCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -98,9 +98,21 @@ describe("defaults", () => {
         enforcementPerMinute: 1_200_000,
       },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
+      rules: { defaultOutcome: "REQUIRE_APPROVAL", defaultApprovals: 1, simulationMaxDecisions: 100_000 },
+      actions: {
+        ttlSeconds: 86_400,
+        ttlOverrides: [],
+        autoExecuteTypes: [],
+        executeOnApprovalTypes: [],
+        webhooks: [],
+        webhookMaxAttempts: 8,
+        webhookRetryBaseMs: 2_000,
+        webhookTimeoutMs: 5_000,
+        sweepIntervalSeconds: 30,
+      },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(51);
+    expect(Object.keys(sources)).toHaveLength(64);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
@@ -687,7 +699,7 @@ describe("renderConfig", () => {
   ];
 
   it("covers every secret path", () => {
-    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret"]);
+    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret"]);
   });
 
   it("prints aligned text lines with sources, masking secrets", () => {
@@ -834,5 +846,25 @@ describe("auth settings", () => {
     expect(ok.config.auth.oidc.roleMapping).toEqual(["soc-admins=admin", "soc=analyst"]);
     expect(renderConfig(ok, { json: false })).not.toContain("s3cr3t-value-for-client");
     expect(renderConfig(ok, { json: true })).not.toContain("s3cr3t-value-for-client");
+  });
+
+  it("reads action webhooks from env (events joined by +), requires their secret and masks it", () => {
+    const noSecret = configError(() => load({ env: { PORTCULLIS_ACTIONS__WEBHOOKS: "approved+executed|https://hooks.example.org/soc" } }));
+    expect(noSecret.field).toBe("actions.webhookSecret");
+    const bad = configError(() => load({ env: { PORTCULLIS_ACTIONS__WEBHOOKS: "https://hooks.example.org/soc" } }));
+    expect(bad.field).toBe("actions.webhooks");
+    expect(bad.message).toContain("each entry is <event>[+<event>...]|<http(s) url>");
+    const badTtl = configError(() => load({ env: { PORTCULLIS_ACTIONS__TTL_OVERRIDES: "set_mode=5" } }));
+    expect(badTtl.field).toBe("actions.ttlOverrides");
+    const ok = load({
+      env: {
+        PORTCULLIS_ACTIONS__WEBHOOKS: "approved+executed|https://hooks.example.org/soc,*|http://10.0.0.5:9000/all",
+        PORTCULLIS_ACTIONS__WEBHOOK_SECRET: "hook-secret-value-0123456789",
+        PORTCULLIS_ACTIONS__TTL_OVERRIDES: "set_mode=3600",
+      },
+    });
+    expect(ok.config.actions.webhooks).toEqual(["approved+executed|https://hooks.example.org/soc", "*|http://10.0.0.5:9000/all"]);
+    expect(ok.config.actions.ttlOverrides).toEqual(["set_mode=3600"]);
+    expect(renderConfig(ok, { json: true })).not.toContain("hook-secret-value-0123456789");
   });
 });

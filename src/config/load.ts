@@ -533,6 +533,9 @@ function checkCrossField(config: Config, sourceOf: (field: string) => Source): v
     if (!oidc.roleMapping.length && !oidc.defaultRole)
       throw refuse("auth.oidc.roleMapping", [], sourceOf("auth.oidc.roleMapping"), "map at least one claim value to a role, or set auth.oidc.defaultRole");
   }
+
+  if (config.actions.webhooks.length && !config.actions.webhookSecret)
+    throw refuse("actions.webhookSecret", undefined, sourceOf("actions.webhookSecret"), "required when actions.webhooks is set (it signs every delivery)");
 }
 
 function checkProd(config: Config, sourceOf: (field: string) => Source): void {

@@ -113,11 +113,42 @@ export const configSchema = z.strictObject({
       sweepIntervalSeconds: z.number().int().min(1).max(86_400).default(30),
     })
     .prefault({}),
+  rules: z
+    .strictObject({
+      // The decision when no enforced rule matches (docs/rules.md); fail towards a human.
+      defaultOutcome: z.enum(["ALLOW", "DRY_RUN_ONLY", "REQUIRE_APPROVAL", "DENY"]).default("REQUIRE_APPROVAL"),
+      defaultApprovals: z.number().int().min(1).max(10).default(1),
+      // Upper bound of recorded decisions one simulation replays (the answer says when it was cut).
+      simulationMaxDecisions: z.number().int().min(1).max(10_000_000).default(100_000),
+    })
+    .prefault({}),
+  actions: z
+    .strictObject({
+      // How long a pending request waits for its approvals before it expires (seconds; default 24 h).
+      ttlSeconds: z.number().int().min(60).max(31_536_000).default(86_400),
+      // Per action type: "<type>=<seconds>", e.g. "set_mode=3600".
+      ttlOverrides: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}=[1-9][0-9]{1,7}$/, "each entry is <action type>=<seconds> (60 or more)")).default([]),
+      // Types the system executes at once when the policy decision is ALLOW.
+      autoExecuteTypes: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "an action type such as block_entity")).default([]),
+      // Types the system executes right after their final approval (instead of waiting for an executor).
+      executeOnApprovalTypes: z.array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "an action type such as block_entity")).default([]),
+      // Webhooks: "<event>[+<event>...]|<url>" ("+" because env vars and flags split lists on commas);
+      // events are transition names or * (see docs/actions.md).
+      webhooks: z.array(z.string().regex(/^(\*|[a-z_]+)(\+(\*|[a-z_]+))*\|https?:\/\/[^\s,]+$/, "each entry is <event>[+<event>...]|<http(s) url>")).default([]),
+      // The HMAC-SHA256 key of X-Portcullis-Signature-256 (required when webhooks are configured).
+      webhookSecret: z.string().min(16).optional(),
+      webhookMaxAttempts: z.number().int().min(1).max(50).default(8),
+      // First retry after this long, doubling each time (capped at one hour).
+      webhookRetryBaseMs: z.number().int().min(10).max(3_600_000).default(2_000),
+      webhookTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+      sweepIntervalSeconds: z.number().int().min(1).max(86_400).default(30),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;
 
-export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret"] as const;
+export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret"] as const;
 export type SecretPath = (typeof SECRET_PATHS)[number];
 
 // URLs keep their host/db visible when masked; operators need those to debug connectivity.

@@ -2,7 +2,7 @@
 // exact expiry, listing, and the enforcement check served from the in-memory BlockIndex.
 // Writes are audited in their transaction and published to other nodes through the change feed.
 import { uuidv7 } from "../../lib/ids.ts";
-import type { Database, Tx } from "../../db/client.ts";
+import { afterCommit, type Database, type Tx } from "../../db/client.ts";
 import { isUniqueViolation } from "../../db/errors.ts";
 import { COMMON_ERRORS, defineErrors } from "../../lib/errors.ts";
 import { classifyIp, cidrContains, cidrIntersectsSpecialSpace, normalizeCidr, normalizeIp, rangesOverlap } from "../../lib/ip.ts";
@@ -125,7 +125,8 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
     return expired;
   };
 
-  const createBlock = async (actor: Actor, input: CreateBlockInput): Promise<Block> => {
+  /** `outer`: run inside the caller's transaction (the action workflow); the index follows after its commit. */
+  const createBlock = async (actor: Actor, input: CreateBlockInput, outer?: Tx): Promise<Block> => {
     requirePermission(actor, "blocklist:write");
     const now = clock.now();
     const { value, guardrails } = normalize(input.entity_type, input.value);
@@ -143,47 +144,52 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
         errors: [{ path: "expires_at", message: "must be in the future" }],
       });
     const forced = input.force && guardrails.length > 0;
-    let expiredNow: BlockRow[] = [];
     let row: BlockRow;
-    try {
-      row = await db.transaction(async (tx) => {
-        // A block that expired but was not swept yet still holds the one-active slot: record its expiry first.
-        expiredNow = await recordExpiredIn(tx, now, 10, { type: input.entity_type, value });
-        const inserted = await repo.insert(
-          {
-            id: uuidv7(),
-            entityType: input.entity_type,
-            value,
-            reason: input.reason,
-            createdBy: actorName(actor),
-            createdAt: now,
-            expiresAt,
-            active: true,
-            deactivatedAt: null,
-            deactivatedBy: null,
-            forced,
-          },
-          tx,
-        );
-        await audit.append(tx, actor, {
-          action: "blocklist.block.created",
-          target: { type: "block", id: inserted.id },
-          after: toBlock(inserted, now),
-          details: forced ? { forced: true, overridden: guardrails.map((g) => ({ code: g.code, detail: g.detail })) } : undefined,
-        });
-        await changeFeed.publish(tx, { op: "upsert", id: inserted.id });
-        return inserted;
+    const write = async (tx: Tx) => {
+      // A block that expired but was not swept yet still holds the one-active slot: record its expiry first.
+      const expiredNow = await recordExpiredIn(tx, now, 10, { type: input.entity_type, value });
+      // In a caller's transaction a unique violation would abort it (PostgreSQL): ask first.
+      const holder = outer ? await repo.findActiveSlot(input.entity_type, value, tx) : undefined;
+      if (holder) throw BLOCKLIST_ERRORS.BLOCK_EXISTS(`${input.entity_type} ${value} is already blocked by block ${holder.id}`, { existing_block_id: holder.id });
+      const inserted = await repo.insert(
+        {
+          id: uuidv7(),
+          entityType: input.entity_type,
+          value,
+          reason: input.reason,
+          createdBy: actorName(actor),
+          createdAt: now,
+          expiresAt,
+          active: true,
+          deactivatedAt: null,
+          deactivatedBy: null,
+          forced,
+        },
+        tx,
+      );
+      await audit.append(tx, actor, {
+        action: "blocklist.block.created",
+        target: { type: "block", id: inserted.id },
+        after: toBlock(inserted, now),
+        details: forced ? { forced: true, overridden: guardrails.map((g) => ({ code: g.code, detail: g.detail })) } : undefined,
       });
+      await changeFeed.publish(tx, { op: "upsert", id: inserted.id });
+      afterCommit(tx, () => {
+        for (const e of expiredNow) index.remove(e.id);
+        index.upsert(toIndexed(inserted));
+      });
+      return inserted;
+    };
+    try {
+      row = outer ? await write(outer) : await db.transaction(write);
     } catch (error) {
-      if (!isUniqueViolation(error)) throw error;
+      if (outer || !isUniqueViolation(error)) throw error;
       const existing = await repo.findActiveSlot(input.entity_type, value);
       throw BLOCKLIST_ERRORS.BLOCK_EXISTS(
         `${input.entity_type} ${value} is already blocked by block ${existing?.id ?? "(just created by another request)"}`,
         { existing_block_id: existing?.id ?? null },
       );
     }
-    for (const e of expiredNow) index.remove(e.id);
-    index.upsert(toIndexed(row));
     return toBlock(row, now);
   };
 
@@ -212,12 +218,13 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
     return toBlock(row, clock.now());
   };
 
-  const deactivateBlock = async (actor: Actor, id: string, reason?: string): Promise<Block> => {
+  /** `outer`: run inside the caller's transaction (the action workflow); the index follows after its commit. */
+  const deactivateBlock = async (actor: Actor, id: string, reason?: string, outer?: Tx): Promise<Block> => {
     requirePermission(actor, "blocklist:write");
     const now = clock.now();
-    const existing = UUID_RE.test(id) ? await repo.get(id) : undefined;
+    const existing = UUID_RE.test(id) ? await repo.get(id, outer) : undefined;
     if (!existing) throw BLOCKLIST_ERRORS.BLOCK_NOT_FOUND(`no block with id ${id}`);
-    const row = await db.transaction(async (tx) => {
+    const write = async (tx: Tx) => {
       const updated = await repo.deactivate(id, now, actorName(actor), tx);
       if (!updated) return undefined;
       await audit.append(tx, actor, {
@@ -228,17 +235,36 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
         details: reason ? { reason } : undefined,
       });
       await changeFeed.publish(tx, { op: "remove", id });
+      afterCommit(tx, () => index.remove(id));
       return updated;
-    });
+    };
+    const row = outer ? await write(outer) : await db.transaction(write);
     if (!row) {
-      const current = toBlock((await repo.get(id)) ?? existing, now);
+      const current = toBlock((await repo.get(id, outer)) ?? existing, now);
       throw BLOCKLIST_ERRORS.BLOCK_NOT_ACTIVE(
         `block ${id} is not active (deactivated ${current.deactivated_at ?? "earlier"} by ${current.deactivated_by ?? "unknown"})`,
         { block: current },
       );
     }
-    index.remove(id);
     return toBlock(row, now);
+  };
+
+  /**
+   * What blocking (type, value) would meet, read only (the action workflow's dry-run): the canonical
+   * value, the guardrails it trips, the active block already holding it and the active IP/CIDR blocks it overlaps.
+   */
+  const previewBlock = async (actor: Actor, type: EntityType, raw: string) => {
+    requirePermission(actor, "blocklist:read");
+    const now = clock.now();
+    const { value, guardrails } = normalize(type, raw);
+    const active = (await repo.loadActive(now)).map((r) => toBlock(r, now));
+    const existing = active.find((b) => b.entity_type === type && b.value === value) ?? null;
+    const asRange = (t: EntityType, v: string) => (t === "cidr" ? v : `${v}/${v.includes(":") ? 128 : 32}`);
+    const overlapping =
+      type === "ip" || type === "cidr"
+        ? active.filter((b) => b !== existing && (b.entity_type === "ip" || b.entity_type === "cidr") && rangesOverlap(asRange(b.entity_type, b.value), asRange(type, value)))
+        : [];
+    return { value, guardrails, existing, overlapping };
   };
 
   const check = (actor: Actor, query: CheckQuery): CheckResult => {
@@ -314,6 +340,6 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
     if (row && toBlock(row, clock.now()).active) index.upsert(toIndexed(row));
   };
 
-  return { createBlock, listBlocks, getBlock, deactivateBlock, check, ipFeed, sweepExpired, reloadIndex, applyChange };
+  return { createBlock, listBlocks, getBlock, deactivateBlock, previewBlock, check, ipFeed, sweepExpired, reloadIndex, applyChange };
 };
 export type BlocklistService = ReturnType<typeof blocklistService>;

@@ -368,11 +368,11 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     ref: string,
     action: string,
     patch: (user: UserRow) => Partial<UserRow> | undefined,
-    options: { revokeSessions?: string; guardLastAdmin?: boolean } = {},
+    options: { revokeSessions?: string; guardLastAdmin?: boolean; tx?: Tx } = {},
   ) => {
     requirePermission(actor, "users:write");
     const now = clock.now();
-    return db.transaction(async (tx) => {
+    const write = async (tx: Tx) => {
       // Two admins disabled at once must not both see the other still enabled: lock all enabled
       // admins first (before the target row, in one order) and count them under that lock.
       const admins = options.guardLastAdmin ? await repo.lockActiveAdmins(tx) : [];
@@ -394,12 +394,15 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
       if (options.revokeSessions) await repo.revokeSessions({ userId: user.id }, now, actorName(actor), options.revokeSessions, tx);
       await identity.accessChanged(tx);
       return userView(updated, now);
-    });
+    };
+    return options.tx ? write(options.tx) : db.transaction(write);
   };
 
-  const setDisabled = (actor: Actor, ref: string, disabled: boolean) =>
+  /** `tx`: run inside the caller's transaction (the action workflow). */
+  const setDisabled = (actor: Actor, ref: string, disabled: boolean, tx?: Tx) =>
     changeUser(actor, ref, disabled ? "identity.user.disabled" : "identity.user.enabled", (u) => (u.disabled === disabled ? undefined : { disabled }), {
       ...(disabled ? { revokeSessions: "user_disabled", guardLastAdmin: true } : {}),
+      ...(tx ? { tx } : {}),
     });
 
   const setRole = (actor: Actor, ref: string, role: string) => {

@@ -1,7 +1,7 @@
 // API key management: create (shown once), list, show, revoke. A key belongs to a user or a
 // service account and carries a role or an explicit permission list; nobody can mint a key that
 // holds more than they do, and a key never outgrows its owner's current role.
-import type { Database } from "../../db/client.ts";
+import type { Database, Tx } from "../../db/client.ts";
 import { COMMON_ERRORS, defineErrors, validationError } from "../../lib/errors.ts";
 import { sha256Hex } from "../../lib/crypto.ts";
 import { uuidv7 } from "../../lib/ids.ts";
@@ -129,12 +129,13 @@ export const keysService = ({ db, repo, audit, clock, identity, defaultTtlDays }
     });
   };
 
-  const visible = async (actor: Actor, id: string) => {
+  const visible = async (actor: Actor, id: string, tx?: Tx) => {
     requirePermission(actor, "keys:own");
-    const key = await repo.findKey(id);
+    const key = await repo.findKey(id, tx);
     if (!key) throw KEY_ERRORS.API_KEY_NOT_FOUND(`no API key ${id}`);
     // Somebody else's key is "not found" to a caller who may not manage keys: no probing of ids.
-    if (key.userId !== callerId(actor) && !actor.principal.permissions.has("keys:manage")) throw KEY_ERRORS.API_KEY_NOT_FOUND(`no API key ${id}`);
+    // (keys:manage first: the system principal, which owns no keys, manages them for the action workflow.)
+    if (!actor.principal.permissions.has("keys:manage") && key.userId !== callerId(actor)) throw KEY_ERRORS.API_KEY_NOT_FOUND(`no API key ${id}`);
     return key;
   };
 
@@ -160,17 +161,19 @@ export const keysService = ({ db, repo, audit, clock, identity, defaultTtlDays }
     return keyView(key, await repo.findUser(key.userId), clock.now());
   };
 
-  const revoke = async (actor: Actor, id: string) => {
-    const key = await visible(actor, id);
+  /** `outer`: run inside the caller's transaction (the action workflow). */
+  const revoke = async (actor: Actor, id: string, outer?: Tx) => {
+    const key = await visible(actor, id, outer);
     const now = clock.now();
-    return db.transaction(async (tx) => {
+    const write = async (tx: Tx) => {
       const revoked = await repo.revokeKey(key.id, now, actorName(actor), tx);
       if (revoked) {
         await audit.append(tx, actor, { action: "identity.api_key.revoked", target: { type: "api_key", id: key.id }, before: { status: "active" }, after: { status: "revoked", prefix: key.prefix } });
         await identity.accessChanged(tx);
       }
       return keyView(revoked ?? key, await repo.findUser(key.userId, tx), now);
-    });
+    };
+    return outer ? write(outer) : db.transaction(write);
   };
 
   return { create, list, show, revoke };

@@ -1,6 +1,6 @@
 // The deployment's security policy (mode, escalation switches, detection thresholds). Every change
 // is audited with before/after in the transaction that makes it.
-import type { Database } from "../../db/client.ts";
+import type { Database, Tx } from "../../db/client.ts";
 import type { Clock } from "../../lib/time.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { actorName, requirePermission, type Actor } from "../identity/principal.ts";
@@ -38,9 +38,10 @@ export const policyService = ({ db, repo, audit, clock }: Deps) => {
   };
 
   /** Partial update; a request that changes nothing changes nothing (no write, no audit entry). */
-  const updatePolicy = async (actor: Actor, update: PolicyUpdate): Promise<Policy> => {
+  /** `outer`: run inside the caller's transaction (the action workflow). */
+  const updatePolicy = async (actor: Actor, update: PolicyUpdate, outer?: Tx): Promise<Policy> => {
     requirePermission(actor, "policy:write");
-    return db.transaction(async (tx) => {
+    const write = async (tx: Tx) => {
       const current = await repo.get(tx, true);
       const before = toPolicy(current);
       const patch: Partial<PolicyRow> = {};
@@ -63,7 +64,8 @@ export const policyService = ({ db, repo, audit, clock }: Deps) => {
         details: { changed },
       });
       return after;
-    });
+    };
+    return outer ? write(outer) : db.transaction(write);
   };
 
   return { getPolicy, updatePolicy };

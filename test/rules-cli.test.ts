@@ -1,0 +1,145 @@
+// `portcullis rules ...` as a user runs it, against a listening server on a real database: local
+// validation with pointers and exit codes, the shipped fixture suite with coverage on the server and
+// offline, a failing draft explained, the lifecycle by two people, diff, evaluate and simulate.
+// Each CLI run starts Node with tsx, so the tests get generous timeouts (nothing here is timed).
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKeyForRole, createTestApp, DB_KINDS, type TestApp } from "./helpers/harness.ts";
+import { systemActor } from "../src/domains/identity/principal.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const execFileP = promisify(execFile);
+
+describe.each(DB_KINDS)("rules CLI on %s", (kind) => {
+  let t: TestApp;
+  let url: string;
+  let analyst: { token: string };
+  let approver: { token: string };
+  const work = mkdtempSync(join(tmpdir(), "portcullis-rules-cli-"));
+  const file = (name: string, value: unknown) => {
+    const path = join(work, name);
+    writeFileSync(path, JSON.stringify(value, null, 2));
+    return path;
+  };
+  const cli = (args: string[], token?: string) =>
+    execFileP(process.execPath, [join(ROOT, "bin/portcullis.mjs"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, PORTCULLIS_URL: url, PORTCULLIS_TOKEN: token ?? t.adminToken },
+    }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+
+  beforeAll(async () => {
+    t = await createTestApp(kind);
+    url = await t.app.listen({ port: 0, host: "127.0.0.1" });
+    analyst = await createKeyForRole(t.db, "analyst");
+    approver = await createKeyForRole(t.db, "approver");
+  });
+  afterAll(async () => {
+    await t?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const draft = {
+    name: "narrow-cidr-approval",
+    description: "all CIDR blocks need approval, not only broad ones",
+    target: "action_request",
+    when: { op: "eq", field: "action.type", value: "block_cidr" },
+    outcome: "REQUIRE_APPROVAL",
+    approvals: 2,
+  };
+
+  it("validates files locally: one line per problem with its pointer, exit 1", async () => {
+    const good = file("good.json", draft);
+    const bad = file("bad.json", [draft, { ...draft, name: "typo", when: { op: "eq", field: "action.tpye", value: "block_cidr" }, outcome: "DENIED" }]);
+    const ok = await cli(["rules", "validate", good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("1/1 rules valid");
+    const res = await cli(["rules", "validate", good, bad]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain(`${bad}[1] (typo): /when/field: unknown field "action.tpye" for target action_request; did you mean "action.type"?`);
+    expect(res.stdout).toContain(`${bad}[1] (typo): /outcome: must be one of`);
+    expect(res.stdout).toContain("2/3 rules valid");
+    const all = await cli(["rules", "validate", "--all", "--json"]);
+    expect(all.code).toBe(0);
+    expect(JSON.parse(all.stdout).valid).toBe(true);
+    expect((await cli(["rules", "validate"])).code).toBe(2);
+  }, 180_000);
+
+  it("runs the shipped fixture suite on the server with full coverage, and offline", async () => {
+    const online = await cli(["rules", "test", "--defaults", "--coverage", "--threshold", "100"]);
+    expect(online.code, online.stderr).toBe(0);
+    expect(online.stdout).toMatch(/(\d+)\/\1 fixtures passed/);
+    expect(online.stdout).toContain("branch coverage: 100%");
+    const offline = await cli(["rules", "test", "--defaults", "--offline", "--json"]);
+    expect(offline.code).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, failures: [] });
+  }, 180_000);
+
+  it("explains the fixtures a draft breaks, and fails a coverage threshold", async () => {
+    const res = await cli(["rules", "test", "--defaults", "--with", file("draft.json", draft)]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain("FAIL a public CIDR overlapping no special space is not denied");
+    expect(res.stdout).toContain("approvals_required is 2, expected 1");
+    expect(res.stdout).toContain("narrow-cidr-approval matched but was not expected");
+    const dir = mkdtempSync(join(work, "fx-"));
+    writeFileSync(
+      join(dir, "one.json"),
+      JSON.stringify({ name: "loopback", input: { action: { type: "block_ip" }, entity: { type: "ip", ip: "127.0.0.1" } }, expect: { decision: "DENY", matched: ["never-block-special-networks"] } }),
+    );
+    const low = await cli(["rules", "test", dir, "--threshold", "90"]);
+    expect(low.code).toBe(1);
+    expect(low.stdout).toContain("1/1 fixtures passed");
+    expect(low.stdout).toContain("rules no fixture matched: ");
+    expect(low.stdout).toMatch(/uncovered {2}lockdown-needs-two-approvers \/when {2}/);
+    writeFileSync(join(dir, "broken.json"), "{nope");
+    const broken = await cli(["rules", "test", dir]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain("broken.json: not valid JSON");
+  }, 180_000);
+
+  it("takes a rule through review by someone else to activation, then diff, evaluate and simulate", async () => {
+    const path = file("lifecycle.json", draft);
+    expect((await cli(["rules", "create", path], analyst.token)).stdout).toContain("created narrow-cidr-approval version 1 (DRAFT)");
+    expect((await cli(["rules", "edit", "narrow-cidr-approval", "1", file("patch.json", { approvals: 1 })], analyst.token)).code).toBe(0);
+    expect((await cli(["rules", "submit", "narrow-cidr-approval", "1"], analyst.token)).stdout).toContain("is now REVIEW");
+    const selfReview = await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "fine"], analyst.token);
+    expect(selfReview.code).toBe(1);
+    expect(selfReview.stderr).toContain("FORBIDDEN");
+    // Someone who did not write it reviews it; a second review is refused.
+    expect((await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "looks right"], t.adminToken)).stdout).toContain("approved (REVIEW)");
+    const again = await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "again"], approver.token);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("RULE_STATUS_CONFLICT");
+    expect((await cli(["rules", "activate", "narrow-cidr-approval", "1"], analyst.token)).stdout).toContain("is now ACTIVE");
+    const shown = await cli(["rules", "show", "narrow-cidr-approval"]);
+    expect(shown.stdout).toContain("active version 1");
+
+    const input = file("input.json", { action: { type: "block_cidr" }, entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 } });
+    const explained = await cli(["rules", "evaluate", input]);
+    expect(explained.stdout).toContain("decision: REQUIRE_APPROVAL (1 approver) by narrow-cidr-approval");
+    expect(explained.stdout).toContain("no match never-block-special-networks@1  /when/of/1:");
+
+    expect((await cli(["rules", "create", file("v2.json", { ...draft, approvals: 3 })], analyst.token)).stdout).toContain("version 2");
+    const diff = await cli(["rules", "diff", "narrow-cidr-approval", "1", "2"]);
+    expect(diff.stdout).toContain("~ /approvals: 1 -> 3");
+
+    await t.db.transaction((tx) =>
+      t.app.services.rules.decideAndRecord(tx, systemActor("test"), "action_request", {
+        action: { type: "block_cidr" },
+        entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 },
+      }),
+    );
+    const sim = await cli(["rules", "simulate", "--with", file("sim.json", { ...draft, outcome: "DENY", approvals: undefined }), "--since", "1h"]);
+    expect(sim.code, sim.stderr).toBe(0);
+    expect(sim.stdout).toContain("1 decisions from");
+    expect(sim.stdout).toContain("REQUIRE_APPROVAL -> DENY: 1");
+    const list = await cli(["rules", "list", "--status", "ACTIVE", "--json"]);
+    expect(JSON.parse(list.stdout).items.map((r: { name: string }) => r.name)).toContain("narrow-cidr-approval");
+  }, 300_000);
+});
