@@ -2,7 +2,8 @@
 // grouped into an immutable CompiledRuleSet per target; a decision runs those closures, combines the
 // outcomes (DENY > REQUIRE_APPROVAL > DRY_RUN_ONLY > ALLOW, a default when nothing matches) and can
 // explain, for every rule that did not match, the first clause that failed. Compiling is the slow
-// part and happens per activation; deciding does no parsing, no allocation beyond the answer.
+// part and happens per activation; a decision parses only the input values its rules read (once
+// each), and allocates little beyond the answer.
 import { normalizeCidr, normalizeIp } from "../../lib/ip.ts";
 import { classesOf, overlaps, toAddr, type Addr } from "./addresses.ts";
 import { CATALOGUE, WEEKDAYS, type FieldSpec, type Target } from "./catalogue.ts";
