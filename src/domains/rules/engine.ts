@@ -22,7 +22,9 @@ class Ctx {
   private date: Date | undefined;
   addrs: (Addr | null | undefined)[] | undefined;
   canonical: unknown[] | undefined;
-  classes: (ReadonlySet<string> | null | undefined)[] | undefined;
+  /** Field values read so far (MISSING for an absent one), so each path is walked once per decision. */
+  values: unknown[] | undefined;
+  classes: (readonly string[] | null | undefined)[] | undefined;
   protectedHits: (boolean | undefined)[] | undefined;
   constructor(
     readonly input: DecisionInput,
@@ -104,6 +106,8 @@ const fmt = (v: unknown): string => (v === undefined ? "missing" : JSON.stringif
 const list = (values: readonly unknown[], max = 6) =>
   values.length <= max ? values.map((v) => JSON.stringify(v)).join(", ") : `${values.slice(0, max).map((v) => JSON.stringify(v)).join(", ")}, ... (${values.length} in all)`;
 
+const MISSING = Symbol("missing");
+
 const DERIVED_GETTERS: Record<string, (input: DecisionInput, ctx: Ctx) => unknown> = {
   "action.type_has_rule": (_i, c) => c.typeHasRule,
   "time.hour": (_i, c) => c.hour,
@@ -169,6 +173,24 @@ const compileRule = (
   const nodes: CompiledNode[] = [];
   const counts = opts.counts;
 
+  // A field's value is read from the input once per decision and shared by every clause of every rule
+  // (one generic property walk per field, instead of one per clause).
+  const valueGetter = (field: string) => {
+    const read = fieldGetter(field);
+    if (DERIVED_GETTERS[field]) return read;
+    const slot = opts.slotOf(`value:${field}`);
+    return (i: DecisionInput, c: Ctx): unknown => {
+      const cache = (c.values ??= []);
+      let v = cache[slot];
+      if (v === undefined) {
+        v = read(i, c);
+        cache[slot] = v === undefined ? MISSING : v;
+        return v;
+      }
+      return v === MISSING ? undefined : v;
+    };
+  };
+
   // Parsed once per decision and field, in slots shared by every rule of the set.
   const addrOf = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
     const slot = opts.slotOf(field);
@@ -188,7 +210,7 @@ const compileRule = (
   const classesFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
     const slot = opts.slotOf(field);
     const addr = addrOf(field, get);
-    return (i: DecisionInput, c: Ctx): ReadonlySet<string> | null => {
+    return (i: DecisionInput, c: Ctx): readonly string[] | null => {
       const cache = (c.classes ??= []);
       let k = cache[slot];
       if (k === undefined) {
@@ -310,7 +332,7 @@ const compileRule = (
   const compileLeaf = (expr: Exclude<Expr, { op: "all" | "any" | "not" | "time_between" }>, node: CompiledNode) => {
     const field = expr.field;
     const spec = catalogue[field]!;
-    const raw = fieldGetter(field);
+    const raw = valueGetter(field);
     const get = expr.op === "eq" || expr.op === "ne" || expr.op === "in" ? canonicalGetter(field, spec, raw) : raw;
     node.actual = (i, c) => `${field} is ${fmt(get(i, c))}`;
     switch (expr.op) {
@@ -452,14 +474,14 @@ const compileRule = (
         node.test = (i, c) => {
           const found = cls(i, c);
           if (found === null) return false;
-          for (const k of found) if (classes.has(k as IpClassName)) return true;
+          for (let k = 0; k < found.length; k++) if (classes.has(found[k] as IpClassName)) return true;
           return wantProtected && isProtected(i, c);
         };
         node.actual = (i, c) => {
           const v = get(i, c);
           if (v === undefined) return `${field} is missing`;
           const found = cls(i, c);
-          return `${field} is ${fmt(canonical(spec, v))} (${found ? [...found].join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
+          return `${field} is ${fmt(canonical(spec, v))} (${found ? found.join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
         };
         return;
       }
@@ -615,8 +637,8 @@ export class CompiledRuleSet {
   }
 
   /** Decides; with explain (the default) every rule that did not match says which clause failed. */
-  decide(rawInput: DecisionInput, options: { explain?: boolean } = {}): EngineDecision {
-    const explain = options.explain ?? true;
+  decide(rawInput: DecisionInput, options?: { explain?: boolean }): EngineDecision {
+    const explain = options?.explain ?? true;
     const input = rawInput;
     const action = input.action as Record<string, unknown> | undefined;
     const type = action !== null && typeof action === "object" ? action.type : undefined;
