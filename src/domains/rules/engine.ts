@@ -20,16 +20,18 @@ class Ctx {
   timeParsed = false;
   private now: number | undefined;
   private date: Date | undefined;
-  addrs: (Addr | null | undefined)[] | undefined;
-  canonical: unknown[] | undefined;
-  /** Field values read so far (MISSING for an absent one), so each path is walked once per decision. */
-  values: unknown[] | undefined;
-  classes: (readonly string[] | null | undefined)[] | undefined;
-  protectedHits: (boolean | undefined)[] | undefined;
+  /**
+   * Values computed so far, by slot (numbered per rule set): field values (MISSING when absent),
+   * canonical addresses, parsed ranges, IP classes, protected-network hits. undefined = not yet.
+   */
+  readonly slots: unknown[];
   constructor(
     readonly input: DecisionInput,
     readonly typeHasRule: boolean | undefined,
-  ) {}
+    slotCount: number,
+  ) {
+    this.slots = new Array(slotCount);
+  }
   get nowMs(): number | undefined {
     if (!this.timeParsed) {
       this.timeParsed = true;
@@ -180,7 +182,7 @@ const compileRule = (
     if (DERIVED_GETTERS[field]) return read;
     const slot = opts.slotOf(`value:${field}`);
     return (i: DecisionInput, c: Ctx): unknown => {
-      const cache = (c.values ??= []);
+      const cache = c.slots;
       let v = cache[slot];
       if (v === undefined) {
         v = read(i, c);
@@ -193,10 +195,10 @@ const compileRule = (
 
   // Parsed once per decision and field, in slots shared by every rule of the set.
   const addrOf = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`addr:${field}`);
     return (i: DecisionInput, c: Ctx): Addr | null => {
-      const cache = (c.addrs ??= []);
-      let a = cache[slot];
+      const cache = c.slots;
+      let a = cache[slot] as Addr | null | undefined;
       if (a === undefined) {
         const v = get(i, c);
         a = typeof v === "string" ? toAddr(v) : null;
@@ -208,11 +210,11 @@ const compileRule = (
   // The classes an address is in: for a CIDR every special class any of its addresses is in, or
   // just "public" when it touches no special space.
   const classesFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`classes:${field}`);
     const addr = addrOf(field, get);
     return (i: DecisionInput, c: Ctx): readonly string[] | null => {
-      const cache = (c.classes ??= []);
-      let k = cache[slot];
+      const cache = c.slots;
+      let k = cache[slot] as readonly string[] | null | undefined;
       if (k === undefined) {
         const a = addr(i, c);
         k = a === null ? null : classesOf(a);
@@ -222,11 +224,11 @@ const compileRule = (
     };
   };
   const protectedFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`protected:${field}`);
     const addr = addrOf(field, get);
     return (i: DecisionInput, c: Ctx): boolean => {
-      const cache = (c.protectedHits ??= []);
-      let hit = cache[slot];
+      const cache = c.slots;
+      let hit = cache[slot] as boolean | undefined;
       if (hit === undefined) {
         const a = addr(i, c);
         hit = a !== null && opts.protectedRanges.some((p) => overlaps(p, a));
@@ -317,15 +319,16 @@ const compileRule = (
   // Addresses compare in canonical form (one address, one spelling), computed once per decision.
   const canonicalGetter = (field: string, spec: FieldSpec, raw: (i: DecisionInput, c: Ctx) => unknown) => {
     if (spec.type !== "ip" && spec.type !== "cidr") return raw;
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`canonical:${field}`);
     return (i: DecisionInput, c: Ctx): unknown => {
-      const cache = (c.canonical ??= []);
+      const cache = c.slots;
       let v = cache[slot];
       if (v === undefined) {
         v = canonical(spec, raw(i, c));
-        cache[slot] = v;
+        cache[slot] = v === undefined ? MISSING : v;
+        return v;
       }
-      return v;
+      return v === MISSING ? undefined : v;
     };
   };
 
@@ -557,6 +560,22 @@ const namedActionTypes = (expr: Expr, positive: boolean, out: Set<string>) => {
   }
 };
 
+/** A guarded rule's test without its guard: the rest of its top-level `all` (or always true). */
+const withoutGuard = (rule: CompiledRule): Test => {
+  if (rule.root.op !== "all") return () => true;
+  const rest = rule.root.children.slice(1).map((k) => k.test);
+  if (rest.length === 0) return () => true;
+  if (rest.length === 1) return rest[0]!;
+  if (rest.length === 2) {
+    const [a, b] = rest as [Test, Test];
+    return (i, c) => a(i, c) && b(i, c);
+  }
+  return (i, c) => {
+    for (let k = 0; k < rest.length; k++) if (!rest[k]!(i, c)) return false;
+    return true;
+  };
+};
+
 const protectedRangesOf = (networks: readonly string[]): Addr[] =>
   networks.map((n) => {
     const r = toAddr(n);
@@ -588,9 +607,13 @@ export class CompiledRuleSet {
   readonly coveredActionTypes: ReadonlySet<string>;
   private readonly defaultOutcome: DefaultOutcome;
   private readonly withCoverage: boolean;
+  private readonly slotCount: number;
   /** Rules to evaluate per action.type (priority order), and for any other or missing type. */
   private readonly byType = new Map<string, CompiledRule[]>();
   private readonly untyped: CompiledRule[];
+  /** Per type, the test to run for each rule of byType's list: a guarded rule skips its guard (known true). */
+  private readonly testsByType = new Map<string, Test[]>();
+  private readonly untypedTests: Test[];
   private readonly guards = new Map<CompiledRule, CompiledNode>();
 
   constructor(
@@ -600,9 +623,9 @@ export class CompiledRuleSet {
   ) {
     const protectedRanges = protectedRangesOf(options.protectedNetworks ?? []);
     const slots = new Map<string, number>();
-    const slotOf = (field: string) => {
-      let slot = slots.get(field);
-      if (slot === undefined) slots.set(field, (slot = slots.size));
+    const slotOf = (key: string) => {
+      let slot = slots.get(key);
+      if (slot === undefined) slots.set(key, (slot = slots.size));
       return slot;
     };
     this.defaultOutcome = options.defaultOutcome ?? { decision: "REQUIRE_APPROVAL", approvals: 1 };
@@ -621,6 +644,7 @@ export class CompiledRuleSet {
     const covered = new Set<string>();
     if (target === "action_request") for (const r of this.rules) if (r.mode === "enforce") namedActionTypes(r.body.when, true, covered);
     this.coveredActionTypes = covered;
+    this.slotCount = slots.size;
     // The guard index (action requests only; coverage runs evaluate everything so every node counts).
     const guarded = new Map<CompiledRule, string[]>();
     if (target === "action_request" && !this.withCoverage)
@@ -632,8 +656,13 @@ export class CompiledRuleSet {
         }
       }
     this.untyped = this.rules.filter((r) => !guarded.has(r));
+    this.untypedTests = this.untyped.map((r) => r.root.test);
     const types = new Set([...guarded.values()].flat());
-    for (const type of types) this.byType.set(type, this.rules.filter((r) => !guarded.has(r) || guarded.get(r)!.includes(type)));
+    for (const type of types) {
+      const list = this.rules.filter((r) => !guarded.has(r) || guarded.get(r)!.includes(type));
+      this.byType.set(type, list);
+      this.testsByType.set(type, list.map((r) => (guarded.has(r) ? withoutGuard(r) : r.root.test)));
+    }
   }
 
   /** Decides; with explain (the default) every rule that did not match says which clause failed. */
@@ -642,15 +671,17 @@ export class CompiledRuleSet {
     const input = rawInput;
     const action = input.action as Record<string, unknown> | undefined;
     const type = action !== null && typeof action === "object" ? action.type : undefined;
-    const ctx = new Ctx(input, this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined);
-    const candidates = (typeof type === "string" ? this.byType.get(type) : undefined) ?? this.untyped;
+    const ctx = new Ctx(input, this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined, this.slotCount);
+    const typed = typeof type === "string" ? this.byType.get(type) : undefined;
+    const candidates = typed ?? this.untyped;
+    const tests = typed ? this.testsByType.get(type as string)! : this.untypedTests;
     const matched: RuleSummary[] = [];
     const shadow: RuleSummary[] = [];
     let best: CompiledRule | undefined;
     let approvals = 0;
     for (let k = 0; k < candidates.length; k++) {
       const rule = candidates[k]!;
-      if (!rule.root.test(input, ctx)) continue;
+      if (!tests[k]!(input, ctx)) continue;
       if (rule.mode === "shadow") {
         shadow.push(summary(rule));
         continue;
