@@ -6,10 +6,20 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { apiClient, CliError, query } from "./client.ts";
 import { printJson, printRecord, printTable } from "./output.ts";
-import { DEFAULT_RULES } from "../domains/rules/defaults/default-rules.ts";
-import { withDefaults, type RuleDocument } from "../domains/rules/expression.ts";
-import { FixtureFileError, loadFixtureDir, runRuleTests, type RuleTestReport } from "../domains/rules/rule-tests.ts";
-import { validateRuleDocument } from "../domains/rules/validation.ts";
+import type { RuleDocument } from "../domains/rules/expression.ts";
+import type { RuleTestReport } from "../domains/rules/rule-tests.ts";
+
+// The rule language (ajv schemas, the engine) loads only when a command needs it, so every other
+// `portcullis` command starts as fast as before.
+const language = async () => {
+  const [validation, ruleTests, defaults, expression] = await Promise.all([
+    import("../domains/rules/validation.ts"),
+    import("../domains/rules/rule-tests.ts"),
+    import("../domains/rules/defaults/default-rules.ts"),
+    import("../domains/rules/expression.ts"),
+  ]);
+  return { ...validation, ...ruleTests, ...defaults, ...expression };
+};
 
 type Json = Record<string, unknown>;
 type Page<T> = { items: T[]; next_cursor: string | null };
@@ -239,6 +249,7 @@ export const registerRulesCommands = (program: Command) => {
         const res = await apiClient().request<{ results: { name: string; version: number; valid: boolean; errors: { pointer: string; message: string }[] }[] }>("POST", "/rules/validate", { all: true });
         for (const r of res.results) results.push({ where: `${r.name}@${r.version}`, valid: r.valid, errors: r.errors });
       }
+      const { validateRuleDocument } = await language();
       for (const { file, index, doc } of readRuleFiles(files)) {
         const errors = validateRuleDocument(doc);
         const name = typeof (doc as Json)?.name === "string" ? ` (${String((doc as Json).name)})` : "";
@@ -266,6 +277,7 @@ export const registerRulesCommands = (program: Command) => {
     .action(async (dir: string | undefined, opts: { with?: string[]; without?: string[]; coverage?: boolean; threshold?: number; offline?: boolean; defaults?: boolean }, cmd: Command) => {
       const fixtureDir = dir ?? (opts.defaults ? DEFAULT_FIXTURE_DIR : undefined);
       if (!fixtureDir) throw new CliError("give a fixture directory (or --defaults for the shipped suite)", 2);
+      const { FixtureFileError, loadFixtureDir, runRuleTests, validateRuleDocument, withDefaults, DEFAULT_RULES } = await language();
       let fixtures;
       try {
         fixtures = loadFixtureDir(fixtureDir);

@@ -51,15 +51,15 @@ export const toAddr = (text: string): Addr | null => {
 
 export const overlaps = (a: Addr, b: Addr): boolean => a.family === b.family && a.first <= b.last && b.first <= a.last;
 
-const PUBLIC: ReadonlySet<string> = new Set(["public"]);
+const PUBLIC: readonly string[] = Object.freeze(["public"]);
 
-/** Every special class any address of the range is in, or {public} when it touches none. */
-export const classesOf = (a: Addr): ReadonlySet<string> => {
-  let found: Set<string> | undefined;
+/** Every special class any address of the range is in (no repeats), or ["public"] when it touches none. */
+export const classesOf = (a: Addr): readonly string[] => {
+  let found: string[] | undefined;
   if (a.family === 4) {
-    for (const s of V4_SPECIAL) if (s.first <= a.last && a.first <= s.last) (found ??= new Set()).add(s.cls);
+    for (const s of V4_SPECIAL) if (s.first <= a.last && a.first <= s.last && !found?.includes(s.cls)) (found ??= []).push(s.cls);
   } else {
-    for (const s of V6_SPECIAL) if (s.first <= a.last && a.first <= s.last) (found ??= new Set()).add(s.cls);
+    for (const s of V6_SPECIAL) if (s.first <= a.last && a.first <= s.last && !found?.includes(s.cls)) (found ??= []).push(s.cls);
   }
   return found ?? PUBLIC;
 };

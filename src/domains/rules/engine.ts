@@ -2,7 +2,8 @@
 // grouped into an immutable CompiledRuleSet per target; a decision runs those closures, combines the
 // outcomes (DENY > REQUIRE_APPROVAL > DRY_RUN_ONLY > ALLOW, a default when nothing matches) and can
 // explain, for every rule that did not match, the first clause that failed. Compiling is the slow
-// part and happens per activation; deciding does no parsing, no allocation beyond the answer.
+// part and happens per activation; a decision parses only the input values its rules read (once
+// each), and allocates little beyond the answer.
 import { normalizeCidr, normalizeIp } from "../../lib/ip.ts";
 import { classesOf, overlaps, toAddr, type Addr } from "./addresses.ts";
 import { CATALOGUE, WEEKDAYS, type FieldSpec, type Target } from "./catalogue.ts";
@@ -19,14 +20,18 @@ class Ctx {
   timeParsed = false;
   private now: number | undefined;
   private date: Date | undefined;
-  addrs: (Addr | null | undefined)[] | undefined;
-  canonical: unknown[] | undefined;
-  classes: (ReadonlySet<string> | null | undefined)[] | undefined;
-  protectedHits: (boolean | undefined)[] | undefined;
+  /**
+   * Values computed so far, by slot (numbered per rule set): field values (MISSING when absent),
+   * canonical addresses, parsed ranges, IP classes, protected-network hits. undefined = not yet.
+   */
+  readonly slots: unknown[];
   constructor(
     readonly input: DecisionInput,
     readonly typeHasRule: boolean | undefined,
-  ) {}
+    slotCount: number,
+  ) {
+    this.slots = new Array(slotCount);
+  }
   get nowMs(): number | undefined {
     if (!this.timeParsed) {
       this.timeParsed = true;
@@ -103,6 +108,8 @@ const fmt = (v: unknown): string => (v === undefined ? "missing" : JSON.stringif
 const list = (values: readonly unknown[], max = 6) =>
   values.length <= max ? values.map((v) => JSON.stringify(v)).join(", ") : `${values.slice(0, max).map((v) => JSON.stringify(v)).join(", ")}, ... (${values.length} in all)`;
 
+const MISSING = Symbol("missing");
+
 const DERIVED_GETTERS: Record<string, (input: DecisionInput, ctx: Ctx) => unknown> = {
   "action.type_has_rule": (_i, c) => c.typeHasRule,
   "time.hour": (_i, c) => c.hour,
@@ -168,12 +175,30 @@ const compileRule = (
   const nodes: CompiledNode[] = [];
   const counts = opts.counts;
 
+  // A field's value is read from the input once per decision and shared by every clause of every rule
+  // (one generic property walk per field, instead of one per clause).
+  const valueGetter = (field: string) => {
+    const read = fieldGetter(field);
+    if (DERIVED_GETTERS[field]) return read;
+    const slot = opts.slotOf(`value:${field}`);
+    return (i: DecisionInput, c: Ctx): unknown => {
+      const cache = c.slots;
+      let v = cache[slot];
+      if (v === undefined) {
+        v = read(i, c);
+        cache[slot] = v === undefined ? MISSING : v;
+        return v;
+      }
+      return v === MISSING ? undefined : v;
+    };
+  };
+
   // Parsed once per decision and field, in slots shared by every rule of the set.
   const addrOf = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`addr:${field}`);
     return (i: DecisionInput, c: Ctx): Addr | null => {
-      const cache = (c.addrs ??= []);
-      let a = cache[slot];
+      const cache = c.slots;
+      let a = cache[slot] as Addr | null | undefined;
       if (a === undefined) {
         const v = get(i, c);
         a = typeof v === "string" ? toAddr(v) : null;
@@ -185,11 +210,11 @@ const compileRule = (
   // The classes an address is in: for a CIDR every special class any of its addresses is in, or
   // just "public" when it touches no special space.
   const classesFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`classes:${field}`);
     const addr = addrOf(field, get);
-    return (i: DecisionInput, c: Ctx): ReadonlySet<string> | null => {
-      const cache = (c.classes ??= []);
-      let k = cache[slot];
+    return (i: DecisionInput, c: Ctx): readonly string[] | null => {
+      const cache = c.slots;
+      let k = cache[slot] as readonly string[] | null | undefined;
       if (k === undefined) {
         const a = addr(i, c);
         k = a === null ? null : classesOf(a);
@@ -199,11 +224,11 @@ const compileRule = (
     };
   };
   const protectedFor = (field: string, get: (i: DecisionInput, c: Ctx) => unknown) => {
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`protected:${field}`);
     const addr = addrOf(field, get);
     return (i: DecisionInput, c: Ctx): boolean => {
-      const cache = (c.protectedHits ??= []);
-      let hit = cache[slot];
+      const cache = c.slots;
+      let hit = cache[slot] as boolean | undefined;
       if (hit === undefined) {
         const a = addr(i, c);
         hit = a !== null && opts.protectedRanges.some((p) => overlaps(p, a));
@@ -294,22 +319,23 @@ const compileRule = (
   // Addresses compare in canonical form (one address, one spelling), computed once per decision.
   const canonicalGetter = (field: string, spec: FieldSpec, raw: (i: DecisionInput, c: Ctx) => unknown) => {
     if (spec.type !== "ip" && spec.type !== "cidr") return raw;
-    const slot = opts.slotOf(field);
+    const slot = opts.slotOf(`canonical:${field}`);
     return (i: DecisionInput, c: Ctx): unknown => {
-      const cache = (c.canonical ??= []);
+      const cache = c.slots;
       let v = cache[slot];
       if (v === undefined) {
         v = canonical(spec, raw(i, c));
-        cache[slot] = v;
+        cache[slot] = v === undefined ? MISSING : v;
+        return v;
       }
-      return v;
+      return v === MISSING ? undefined : v;
     };
   };
 
   const compileLeaf = (expr: Exclude<Expr, { op: "all" | "any" | "not" | "time_between" }>, node: CompiledNode) => {
     const field = expr.field;
     const spec = catalogue[field]!;
-    const raw = fieldGetter(field);
+    const raw = valueGetter(field);
     const get = expr.op === "eq" || expr.op === "ne" || expr.op === "in" ? canonicalGetter(field, spec, raw) : raw;
     node.actual = (i, c) => `${field} is ${fmt(get(i, c))}`;
     switch (expr.op) {
@@ -451,14 +477,14 @@ const compileRule = (
         node.test = (i, c) => {
           const found = cls(i, c);
           if (found === null) return false;
-          for (const k of found) if (classes.has(k as IpClassName)) return true;
+          for (let k = 0; k < found.length; k++) if (classes.has(found[k] as IpClassName)) return true;
           return wantProtected && isProtected(i, c);
         };
         node.actual = (i, c) => {
           const v = get(i, c);
           if (v === undefined) return `${field} is missing`;
           const found = cls(i, c);
-          return `${field} is ${fmt(canonical(spec, v))} (${found ? [...found].join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
+          return `${field} is ${fmt(canonical(spec, v))} (${found ? found.join(", ") : "not an address"}${isProtected(i, c) ? ", protected" : ""})`;
         };
         return;
       }
@@ -534,6 +560,22 @@ const namedActionTypes = (expr: Expr, positive: boolean, out: Set<string>) => {
   }
 };
 
+/** A guarded rule's test without its guard: the rest of its top-level `all` (or always true). */
+const withoutGuard = (rule: CompiledRule): Test => {
+  if (rule.root.op !== "all") return () => true;
+  const rest = rule.root.children.slice(1).map((k) => k.test);
+  if (rest.length === 0) return () => true;
+  if (rest.length === 1) return rest[0]!;
+  if (rest.length === 2) {
+    const [a, b] = rest as [Test, Test];
+    return (i, c) => a(i, c) && b(i, c);
+  }
+  return (i, c) => {
+    for (let k = 0; k < rest.length; k++) if (!rest[k]!(i, c)) return false;
+    return true;
+  };
+};
+
 const protectedRangesOf = (networks: readonly string[]): Addr[] =>
   networks.map((n) => {
     const r = toAddr(n);
@@ -565,9 +607,13 @@ export class CompiledRuleSet {
   readonly coveredActionTypes: ReadonlySet<string>;
   private readonly defaultOutcome: DefaultOutcome;
   private readonly withCoverage: boolean;
+  private readonly slotCount: number;
   /** Rules to evaluate per action.type (priority order), and for any other or missing type. */
   private readonly byType = new Map<string, CompiledRule[]>();
   private readonly untyped: CompiledRule[];
+  /** Per type, the test to run for each rule of byType's list: a guarded rule skips its guard (known true). */
+  private readonly testsByType = new Map<string, Test[]>();
+  private readonly untypedTests: Test[];
   private readonly guards = new Map<CompiledRule, CompiledNode>();
 
   constructor(
@@ -577,9 +623,9 @@ export class CompiledRuleSet {
   ) {
     const protectedRanges = protectedRangesOf(options.protectedNetworks ?? []);
     const slots = new Map<string, number>();
-    const slotOf = (field: string) => {
-      let slot = slots.get(field);
-      if (slot === undefined) slots.set(field, (slot = slots.size));
+    const slotOf = (key: string) => {
+      let slot = slots.get(key);
+      if (slot === undefined) slots.set(key, (slot = slots.size));
       return slot;
     };
     this.defaultOutcome = options.defaultOutcome ?? { decision: "REQUIRE_APPROVAL", approvals: 1 };
@@ -598,6 +644,7 @@ export class CompiledRuleSet {
     const covered = new Set<string>();
     if (target === "action_request") for (const r of this.rules) if (r.mode === "enforce") namedActionTypes(r.body.when, true, covered);
     this.coveredActionTypes = covered;
+    this.slotCount = slots.size;
     // The guard index (action requests only; coverage runs evaluate everything so every node counts).
     const guarded = new Map<CompiledRule, string[]>();
     if (target === "action_request" && !this.withCoverage)
@@ -609,25 +656,32 @@ export class CompiledRuleSet {
         }
       }
     this.untyped = this.rules.filter((r) => !guarded.has(r));
+    this.untypedTests = this.untyped.map((r) => r.root.test);
     const types = new Set([...guarded.values()].flat());
-    for (const type of types) this.byType.set(type, this.rules.filter((r) => !guarded.has(r) || guarded.get(r)!.includes(type)));
+    for (const type of types) {
+      const list = this.rules.filter((r) => !guarded.has(r) || guarded.get(r)!.includes(type));
+      this.byType.set(type, list);
+      this.testsByType.set(type, list.map((r) => (guarded.has(r) ? withoutGuard(r) : r.root.test)));
+    }
   }
 
   /** Decides; with explain (the default) every rule that did not match says which clause failed. */
-  decide(rawInput: DecisionInput, options: { explain?: boolean } = {}): EngineDecision {
-    const explain = options.explain ?? true;
+  decide(rawInput: DecisionInput, options?: { explain?: boolean }): EngineDecision {
+    const explain = options?.explain ?? true;
     const input = rawInput;
     const action = input.action as Record<string, unknown> | undefined;
     const type = action !== null && typeof action === "object" ? action.type : undefined;
-    const ctx = new Ctx(input, this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined);
-    const candidates = (typeof type === "string" ? this.byType.get(type) : undefined) ?? this.untyped;
+    const ctx = new Ctx(input, this.target === "action_request" && typeof type === "string" ? this.coveredActionTypes.has(type) : undefined, this.slotCount);
+    const typed = typeof type === "string" ? this.byType.get(type) : undefined;
+    const candidates = typed ?? this.untyped;
+    const tests = typed ? this.testsByType.get(type as string)! : this.untypedTests;
     const matched: RuleSummary[] = [];
     const shadow: RuleSummary[] = [];
     let best: CompiledRule | undefined;
     let approvals = 0;
     for (let k = 0; k < candidates.length; k++) {
       const rule = candidates[k]!;
-      if (!rule.root.test(input, ctx)) continue;
+      if (!tests[k]!(input, ctx)) continue;
       if (rule.mode === "shadow") {
         shadow.push(summary(rule));
         continue;

@@ -70,6 +70,7 @@ describe("rule documents", () => {
     ["invalid regex", { op: "matches", field: "action.reason", pattern: "([a-z]" }, {}, [["/when/pattern", "regex"]]],
     ["approvals with a non-approval outcome", { op: "exists", field: "action.type" }, { approvals: 2 }, [["/approvals", "approvals"]]],
     ["bad name", { op: "exists", field: "action.type" }, { name: "Block Everything" }, [["/name", "pattern"]]],
+    ["reserved name", { op: "exists", field: "action.type" }, { name: "catalogue" }, [["/name", "reserved"]]],
     ["bad outcome", { op: "exists", field: "action.type" }, { outcome: "BLOCK" }, [["/outcome", "enum"]]],
     ["unknown top-level property", { op: "exists", field: "action.type" }, { enabled: true }, [["/enabled", "unknown_property"]]],
     ["bad mode", { op: "exists", field: "action.type" }, { mode: "audit" }, [["/mode", "enum"]]],

@@ -13,6 +13,7 @@ export type RuleIssue = { pointer: string; path: string; message: string; keywor
 export const MAX_DEPTH = 24;
 export const MAX_NODES = 500;
 const NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$";
+const RESERVED_NAMES = ["catalogue", "schema", "validate", "evaluate", "simulate", "test", "decisions"];
 
 const pathOf = (pointer: string) =>
   pointer
@@ -99,12 +100,19 @@ const documentSchema = (target: Target, when: Record<string, unknown>, defs?: Re
 export const ruleJsonSchema = (target: Target) =>
   documentSchema(target, { $ref: "#/$defs/expr" }, { expr: exprSchema(target, { $ref: "#/$defs/expr" }) });
 
-const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, allowUnionTypes: true, verbose: true });
+// Compiled on first use (tens of ms), not at import: CLI commands that never validate stay quick.
 // Validation walks the tree node by node with these, so one bad node never hides problems in others.
-const documentValidators = Object.fromEntries(TARGETS.map((t) => [t, ajv.compile(documentSchema(t, { type: "object" }))])) as Record<Target, ValidateFunction>;
-const nodeValidators = Object.fromEntries(TARGETS.map((t) => [t, ajv.compile(exprSchema(t, { type: "object" }))])) as Record<Target, ValidateFunction>;
-// The full recursive schema is compiled too, so a schema error in it fails at startup, not in an editor.
-for (const t of TARGETS) ajv.compile(ruleJsonSchema(t));
+let compiled: { documentValidators: Record<Target, ValidateFunction>; nodeValidators: Record<Target, ValidateFunction> } | undefined;
+const validators = () => {
+  if (compiled) return compiled;
+  const ajv = new Ajv({ allErrors: true, discriminator: true, strict: true, allowUnionTypes: true, verbose: true });
+  const perTarget = (schema: (t: Target) => object) => Object.fromEntries(TARGETS.map((t) => [t, ajv.compile(schema(t))])) as Record<Target, ValidateFunction>;
+  const documentValidators = perTarget((t) => documentSchema(t, { type: "object" }));
+  const nodeValidators = perTarget((t) => exprSchema(t, { type: "object" }));
+  // The full recursive schema is compiled too, so a mistake in it fails here, not in someone's editor.
+  perTarget(ruleJsonSchema);
+  return (compiled = { documentValidators, nodeValidators });
+};
 
 const describeAjvError = (e: ErrorObject, target: Target, base = ""): RuleIssue => {
   const at = base + e.instancePath;
@@ -296,7 +304,7 @@ const checkExpression = (value: unknown, pointer: string, target: Target, depth:
     out.push(issue(pointer, `expressions may nest at most ${MAX_DEPTH} levels deep`, "too_deep"));
     return;
   }
-  const validate = nodeValidators[target];
+  const validate = validators().nodeValidators[target];
   if (!validate(value)) {
     ajvIssues(validate, target, pointer, out);
   } else {
@@ -323,9 +331,12 @@ export const validateRuleDocument = (doc: unknown): RuleIssue[] => {
     return [target === undefined ? issue("/target", `"target" is required (${TARGETS.join(" or ")})`, "required") : issue("/target", `must be one of ${TARGETS.join(", ")}`, "enum")];
   }
   const out: RuleIssue[] = [];
-  const validate = documentValidators[target];
+  const validate = validators().documentValidators[target];
   if (!validate(doc)) ajvIssues(validate, target, "", out);
   const rule = doc as RuleDocument;
+  // Names that are also paths under /rules would be unreachable by GET /rules/{name}.
+  if (typeof rule.name === "string" && RESERVED_NAMES.includes(rule.name))
+    out.push(issue("/name", `"${rule.name}" is reserved (it is a path under /rules); choose another name`, "reserved"));
   if (rule.when !== null && typeof rule.when === "object" && !Array.isArray(rule.when)) checkExpression(rule.when, "/when", target, 1, out, { n: 0 });
   if (rule.approvals !== undefined && rule.outcome !== "REQUIRE_APPROVAL")
     out.push(issue("/approvals", "approvals applies only to outcome REQUIRE_APPROVAL", "approvals"));
@@ -373,11 +384,15 @@ const leafSchema = (spec: FieldSpec): Record<string, unknown> => {
   }
 };
 
-const inputAjv = new Ajv({ allErrors: true, strict: true });
-inputAjv.addFormat("pc-ip", { type: "string", validate: (s: string) => s.length <= 64 && normalizeIp(s) !== null });
-inputAjv.addFormat("pc-cidr", { type: "string", validate: (s: string) => s.length <= 64 && normalizeCidr(s) !== null });
-inputAjv.addFormat("pc-timestamp", { type: "string", validate: isIsoTimestamp });
-const inputValidators = Object.fromEntries(TARGETS.map((t) => [t, inputAjv.compile(inputJsonSchema(t))])) as Record<Target, ValidateFunction>;
+let inputCompiled: Record<Target, ValidateFunction> | undefined;
+const inputValidators = () => {
+  if (inputCompiled) return inputCompiled;
+  const inputAjv = new Ajv({ allErrors: true, strict: true });
+  inputAjv.addFormat("pc-ip", { type: "string", validate: (s: string) => s.length <= 64 && normalizeIp(s) !== null });
+  inputAjv.addFormat("pc-cidr", { type: "string", validate: (s: string) => s.length <= 64 && normalizeCidr(s) !== null });
+  inputAjv.addFormat("pc-timestamp", { type: "string", validate: isIsoTimestamp });
+  return (inputCompiled = Object.fromEntries(TARGETS.map((t) => [t, inputAjv.compile(inputJsonSchema(t))])) as Record<Target, ValidateFunction>);
+};
 
 const FORMAT_MESSAGES: Record<string, string> = {
   "pc-ip": "must be an IPv4 or IPv6 address",
@@ -388,7 +403,7 @@ const FORMAT_MESSAGES: Record<string, string> = {
 /** Problems with a decision input for `target`, each with its pointer; derived fields are refused. */
 export const validateInput = (target: Target, input: unknown): InputIssue[] => {
   if (input === null || typeof input !== "object" || Array.isArray(input)) return [{ pointer: "", path: "", message: "the input must be a JSON object" }];
-  const validate = inputValidators[target];
+  const validate = inputValidators()[target];
   if (validate(input)) return [];
   const out: InputIssue[] = [];
   for (const e of validate.errors ?? []) {
