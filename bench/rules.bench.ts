@@ -13,7 +13,7 @@ import { measure, percentile, printTable, type BenchRow } from "./table.ts";
 const POOL = 1 << 12;
 const BATCH = 1000;
 const ITERATIONS = 1000;
-const ACTION_TYPES = ["block_ip", "block_cidr", "unblock_ip", "unblock_cidr", "block_user", "block_api_key", "set_mode", "quarantine_host", "disable_account", "rotate_key"];
+const ACTION_TYPES = ["block_entity", "unblock_entity", "set_mode", "update_policy", "revoke_api_key", "disable_user", "deactivate_honeypot", "quarantine_host", "disable_account", "rotate_key"];
 const MODES = ["normal", "elevated", "lockdown"] as const;
 
 /** A realistic input: mostly IP blocks of public attackers, some CIDRs, users and mode switches. */
@@ -23,7 +23,7 @@ export function makeInputs(seed: number): DecisionInput[] {
   const octet = () => Math.floor(rnd() * 223) + 1;
   const out: DecisionInput[] = [];
   for (let i = 0; i < POOL; i++) {
-    const type = rnd() < 0.6 ? "block_ip" : pick(ACTION_TYPES);
+    const type = rnd() < 0.6 ? "block_entity" : pick(ACTION_TYPES);
     const input: Record<string, unknown> = {
       action: { type, reason: pick(["ssh brute force", "web exploit attempt", "port scan", "credential stuffing from botnet"]) },
       policy: { mode: pick(MODES) },
@@ -32,10 +32,10 @@ export function makeInputs(seed: number): DecisionInput[] {
       source: { exploitation_seen_1h: rnd() < 0.3, events_1h: Math.floor(rnd() * 500) },
       time: { now: new Date(Date.UTC(2026, 10, 1) + Math.floor(rnd() * 30 * 86_400_000)).toISOString() },
     };
-    if (type === "block_ip" || type === "unblock_ip") {
+    if (type === "block_entity" || type === "unblock_entity") {
       const v6 = rnd() < 0.2;
       input.entity = { type: "ip", ip: v6 ? `2a01:4f8:${Math.floor(rnd() * 65535).toString(16)}::${Math.floor(rnd() * 65535).toString(16)}` : `${octet()}.${octet()}.${octet()}.${octet()}`, family: v6 ? 6 : 4 };
-    } else if (type === "block_cidr" || type === "unblock_cidr") {
+    } else if (type === "block_entity" || type === "unblock_entity") {
       const prefix = 8 + Math.floor(rnd() * 24);
       input.entity = { type: "cidr", cidr: `${octet()}.${octet()}.0.0/${prefix}`, cidr_prefix: prefix, family: 4 };
     } else if (type === "set_mode") {

@@ -224,8 +224,9 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     const before = (await call("GET", "/security/actions/?limit=1000", viewer.token)).json().items.length;
     const res = await call("POST", "/security/actions/", analyst.token, { action_type: "block_entity", payload: { entity_type: "ip", value: "10.1.2.3" }, reason: "typo" });
     const body = problem(res, 403, "ACTION_DENIED_BY_POLICY");
-    expect(body.detail).toContain("DENY by rule test-never-block-private-space v1");
-    expect(body.decision).toMatchObject({ outcome: "DENY", deciding_rule: { name: "test-never-block-private-space", version: 1 } });
+    // The shipped default guardrail (priority 1000) decides before the suite's own rule.
+    expect(body.detail).toContain("DENY by rule never-block-special-networks v1");
+    expect(body.decision).toMatchObject({ outcome: "DENY", deciding_rule: { name: "never-block-special-networks", version: 1 } });
     expect((await call("GET", "/security/actions/?limit=1000", viewer.token)).json().items.length).toBe(before);
     const recorded = await call("GET", `/rules/decisions/${body.decision.decision_id}`, viewer.token);
     expect(recorded.statusCode).toBe(200);
@@ -331,5 +332,45 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     const rej = await call("POST", `/security/actions/${b.id}`, approver.token, { status: "rejected", note: "superseded" });
     expect(rej.json().status).toBe("rejected");
     problem(await call("POST", `/security/actions/${b.id}`, approver.token, { status: "pending", note: "" }), 400, "VALIDATION_FAILED");
+  });
+});
+
+// Out of the box: no rules of the suite's own, only the shipped default set deciding.
+describe.each(DB_KINDS)("action workflow with the shipped default rules on %s", (kind) => {
+  let t: TestApp;
+  let analyst: Key, approver: Key, executor: Key;
+  beforeAll(async () => {
+    t = await createTestApp(kind);
+    analyst = await createKeyForRole(t.db, "analyst");
+    approver = await createKeyForRole(t.db, "approver");
+    executor = await createKeyForRole(t.db, "executor");
+  });
+  afterAll(async () => t?.close());
+  const call = (method: "GET" | "POST", url: string, token: string, payload?: unknown) =>
+    t.app.inject({ method, url, headers: t.auth(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const create = (payload: Json) => call("POST", "/security/actions/", analyst.token, { ...payload, reason: "default rules" });
+
+  it("decides each type as the seed's six policies say, and a public block goes request -> approve -> execute -> enforced", async () => {
+    const loopback = await create({ action_type: "block_entity", payload: { entity_type: "ip", value: "127.0.0.1" } });
+    expect(loopback.statusCode).toBe(403);
+    expect(loopback.json().decision.deciding_rule.name).toBe("never-block-special-networks");
+
+    const broad = (await create({ action_type: "block_entity", payload: { entity_type: "cidr", value: "5.188.0.0/16" } })).json();
+    expect(broad.decision).toMatchObject({ outcome: "REQUIRE_APPROVAL", deciding_rule: { name: "broad-cidr-needs-approval" } });
+
+    const lockdown = (await create({ action_type: "set_mode", payload: { mode: "lockdown" } })).json();
+    expect(lockdown).toMatchObject({ status: "pending", approvals_required: 2, decision: { deciding_rule: { name: "lockdown-needs-two-approvers" } } });
+
+    const key = (await call("POST", "/auth/keys", t.adminToken, { name: "to revoke", role: "viewer" })).json();
+    const revoke = await create({ action_type: "revoke_api_key", payload: { key_id: key.id } });
+    expect(revoke.statusCode, revoke.body).toBe(201);
+    expect(revoke.json()).toMatchObject({ status: "dry_run_only", decision: { outcome: "DRY_RUN_ONLY", deciding_rule: { name: "unknown-action-types-dry-run" } } });
+
+    const single = (await create({ action_type: "block_entity", payload: { entity_type: "ip", value: "5.188.86.172" } })).json();
+    expect(single).toMatchObject({ status: "pending", approvals_required: 1, decision: { outcome: "REQUIRE_APPROVAL", default_applied: true } });
+    expect((await call("POST", `/security/actions/${single.id}/approve`, analyst.token, { note: "mine" })).statusCode).toBe(403);
+    expect((await call("POST", `/security/actions/${single.id}/approve`, approver.token, { note: "seen the evidence" })).json().status).toBe("approved");
+    expect((await call("POST", `/security/actions/${single.id}/execute`, executor.token)).json().status).toBe("executed");
+    expect((await call("GET", "/security/policy/check?ip=5.188.86.172", analyst.token)).json().blocked).toBe(true);
   });
 });

@@ -95,14 +95,14 @@ describe.each(DB_KINDS.slice(-1))("rules CLI on %s", (kind) => {
     name: "narrow-cidr-approval",
     description: "all CIDR blocks need approval, not only broad ones",
     target: "action_request",
-    when: { op: "eq", field: "action.type", value: "block_cidr" },
+    when: { op: "eq", field: "action.type", value: "block_entity" },
     outcome: "REQUIRE_APPROVAL",
     approvals: 2,
   };
 
   it("validates files locally: one line per problem with its pointer, exit 1", async () => {
     const good = file("good.json", draft);
-    const bad = file("bad.json", [draft, { ...draft, name: "typo", when: { op: "eq", field: "action.tpye", value: "block_cidr" }, outcome: "DENIED" }]);
+    const bad = file("bad.json", [draft, { ...draft, name: "typo", when: { op: "eq", field: "action.tpye", value: "block_entity" }, outcome: "DENIED" }]);
     const ok = await cli(["rules", "validate", good]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain("1/1 rules valid");
@@ -136,7 +136,7 @@ describe.each(DB_KINDS.slice(-1))("rules CLI on %s", (kind) => {
     const dir = mkdtempSync(join(work, "fx-"));
     writeFileSync(
       join(dir, "one.json"),
-      JSON.stringify({ name: "loopback", input: { action: { type: "block_ip" }, entity: { type: "ip", ip: "127.0.0.1" } }, expect: { decision: "DENY", matched: ["never-block-special-networks"] } }),
+      JSON.stringify({ name: "loopback", input: { action: { type: "block_entity" }, entity: { type: "ip", ip: "127.0.0.1" } }, expect: { decision: "DENY", matched: ["never-block-special-networks"] } }),
     );
     const low = await cli(["rules", "test", dir, "--threshold", "90"]);
     expect(low.code).toBe(1);
@@ -161,7 +161,7 @@ describe.each(DB_KINDS.slice(-1))("rules CLI on %s", (kind) => {
     expect((await cli(["rules", "review", "narrow-cidr-approval", "1", "--approve", "--comment", "looks right"], approver.token)).stdout).toContain("approved (REVIEW)");
     expect((await cli(["rules", "activate", "narrow-cidr-approval", "1"], analyst.token)).stdout).toContain("is now ACTIVE");
 
-    const input = file("input.json", { action: { type: "block_cidr" }, entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 } });
+    const input = file("input.json", { action: { type: "block_entity" }, entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 } });
     const explained = await cli(["rules", "evaluate", input]);
     expect(explained.stdout).toContain("decision: REQUIRE_APPROVAL (1 approver) by narrow-cidr-approval");
     expect(explained.stdout).toContain("no match never-block-special-networks@1  /when/of/1:");
@@ -172,7 +172,7 @@ describe.each(DB_KINDS.slice(-1))("rules CLI on %s", (kind) => {
 
     await t.db.transaction((tx) =>
       t.app.services.rules.decideAndRecord(tx, systemActor("test"), "action_request", {
-        action: { type: "block_cidr" },
+        action: { type: "block_entity" },
         entity: { type: "cidr", cidr: "5.188.86.0/24", cidr_prefix: 24, family: 4 },
       }),
     );

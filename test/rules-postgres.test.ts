@@ -37,7 +37,7 @@ describe.skipIf(kinds.length === 0).each(kinds.length ? kinds : (["postgres"] as
     t.app.inject({ method, url, headers: t.auth(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
 
   const approvedVersion = async (name: string, priority: number) => {
-    const created = await req("POST", "/rules", { name, target: "action_request", when: { op: "eq", field: "action.type", value: "block_ip" }, outcome: "ALLOW", priority }, analyst.token);
+    const created = await req("POST", "/rules", { name, target: "action_request", when: { op: "eq", field: "action.type", value: "block_entity" }, outcome: "ALLOW", priority }, analyst.token);
     expect(created.statusCode, created.body).toBe(201);
     const version = created.json().version as number;
     expect((await req("POST", `/rules/${name}/versions/${version}/submit`, undefined, analyst.token)).statusCode).toBe(200);
@@ -135,7 +135,7 @@ describe.skipIf(kinds.length === 0).each(kinds.length ? kinds : (["postgres"] as
 
     it("follows activations and retirements made on the first node", async () => {
       const name = "pg-two-nodes";
-      const input = { target: "action_request", input: { action: { type: "block_ip" }, entity: { type: "ip", ip: "5.188.86.172" } } };
+      const input = { target: "action_request", input: { action: { type: "block_entity" }, entity: { type: "ip", ip: "5.188.86.172" } } };
       const matchedOn2 = async () =>
         ((await app2.inject({ method: "POST", url: "/rules/evaluate", headers: t.auth(), payload: input })).json().matched as { name: string }[]).some((m) => m.name === name);
       expect(await matchedOn2()).toBe(false);

@@ -22,7 +22,7 @@ const blockRule = (name: string, extra: Json = {}) => ({
   when: {
     op: "all",
     of: [
-      { op: "eq", field: "action.type", value: "block_ip" },
+      { op: "eq", field: "action.type", value: "block_entity" },
       { op: "gt", field: "evidence.honeypot_hits_24h", value: 10 },
     ],
   },
@@ -86,7 +86,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
   });
 
   it("explains a DENY for a private address given in IPv4-mapped IPv6 form", async () => {
-    const d = await evaluate({ action: { type: "block_ip" }, entity: { type: "ip", ip: "::ffff:10.1.2.3" }, policy: { mode: "elevated" }, evidence: { honeypot_hits_24h: 5 } });
+    const d = await evaluate({ action: { type: "block_entity" }, entity: { type: "ip", ip: "::ffff:10.1.2.3" }, policy: { mode: "elevated" }, evidence: { honeypot_hits_24h: 5 } });
     expect(d.outcome).toBe("DENY");
     expect(d.approvals_required).toBe(0);
     expect(d.deciding_rule).toEqual({ name: "never-block-special-networks", version: 1 });
@@ -94,7 +94,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     expect(d.default_applied).toBe(false);
     // Why the honeypot ALLOW did not apply: the first failing clause, with the value it saw.
     const allow = d.not_matched.find((n: Json) => n.name === "auto-block-honeypot-attackers-when-elevated");
-    expect(allow.failed_clause).toMatchObject({ pointer: "/when/of/2", op: "ip_is" });
+    expect(allow.failed_clause).toMatchObject({ pointer: "/when/of/3", op: "ip_is" });
     expect(allow.failed_clause.explanation).toContain("10.1.2.3");
     expect(allow.failed_clause.explanation).toContain("private");
     // time.now came from the server's clock and is part of the explained input.
@@ -103,21 +103,21 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
   });
 
   it("denies a configured protected network and a CIDR overlapping special space", async () => {
-    expect((await evaluate({ action: { type: "block_ip" }, entity: { type: "ip", ip: "198.51.100.7" } })).outcome).toBe("DENY");
-    const cidr = await evaluate({ action: { type: "block_cidr" }, entity: { type: "cidr", cidr: "2001:db8::/32", cidr_prefix: 32, family: 6 } });
+    expect((await evaluate({ action: { type: "block_entity" }, entity: { type: "ip", ip: "198.51.100.7" } })).outcome).toBe("DENY");
+    const cidr = await evaluate({ action: { type: "block_entity" }, entity: { type: "cidr", cidr: "2001:db8::/32", cidr_prefix: 32, family: 6 } });
     expect(cidr.outcome).toBe("DENY");
     expect(cidr.matched.map((m: Json) => m.name).sort()).toEqual(["broad-cidr-needs-approval", "never-block-special-networks"]);
   });
 
   it("falls to the configured default when nothing matches, and says so", async () => {
-    const d = await evaluate({ action: { type: "block_ip" }, entity: { type: "ip", ip: "5.188.86.172" }, policy: { mode: "normal" } });
+    const d = await evaluate({ action: { type: "block_entity" }, entity: { type: "ip", ip: "5.188.86.172" }, policy: { mode: "normal" } });
     expect(d).toMatchObject({ outcome: "REQUIRE_APPROVAL", approvals_required: 1, default_applied: true, deciding_rule: null, matched: [] });
     expect(d.not_matched).toHaveLength(6);
   });
 
   it("refuses an input with unknown, derived or wrongly typed fields, each with its pointer", async () => {
     const res = await req("POST", "/rules/evaluate", {
-      input: { action: { type: "block_ip", typ: "x", type_has_rule: true }, entity: { ip: "1.2.3" }, evidence: { honeypot_hits_24h: "5" } },
+      input: { action: { type: "block_entity", typ: "x", type_has_rule: true }, entity: { ip: "1.2.3" }, evidence: { honeypot_hits_24h: "5" } },
     });
     expect(res.statusCode).toBe(400);
     expect(res.headers["content-type"]).toContain("application/problem+json");
@@ -143,8 +143,8 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
         when: {
           op: "all",
           of: [
-            { op: "eqq", field: "action.type", value: "block_ip" },
-            { op: "eq", field: "action.typ", value: "block_ip" },
+            { op: "eqq", field: "action.type", value: "block_entity" },
+            { op: "eq", field: "action.typ", value: "block_entity" },
             { op: "eq", field: "policy.mode", value: "lockdwon" },
             { op: "gt", field: "evidence.honeypot_hits_24h", value: "3" },
             { op: "matches", field: "action.reason", pattern: "(a)\\1" },
@@ -173,7 +173,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
 
   it("runs the lifecycle with four eyes, audits every transition, and enforces the new version at once", async () => {
     const name = "fast-block-busy-scanners";
-    const input = { action: { type: "block_ip" }, entity: { type: "ip", ip: "5.188.86.172" }, policy: { mode: "normal" }, evidence: { honeypot_hits_24h: 50 } };
+    const input = { action: { type: "block_entity" }, entity: { type: "ip", ip: "5.188.86.172" }, policy: { mode: "normal" }, evidence: { honeypot_hits_24h: 50 } };
     expect((await evaluate(input)).outcome).toBe("REQUIRE_APPROVAL");
 
     const created = await req("POST", "/rules", blockRule(name), analyst.token);
@@ -227,7 +227,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     expect(now.deciding_rule).toEqual({ name, version: 1 });
 
     // Version 2 (stricter threshold) replaces version 1 in one transaction.
-    expect((await req("POST", "/rules", blockRule(name, { when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_ip" }, { op: "gt", field: "evidence.honeypot_hits_24h", value: 100 }] } }), analyst.token)).statusCode).toBe(201);
+    expect((await req("POST", "/rules", blockRule(name, { when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_entity" }, { op: "gt", field: "evidence.honeypot_hits_24h", value: 100 }] } }), analyst.token)).statusCode).toBe(201);
     expect((await req("POST", `/rules/${name}/versions/2/submit`, undefined, analyst.token)).statusCode).toBe(200);
     expect((await req("POST", `/rules/${name}/versions/2/review`, { decision: "approve", comment: "ok" }, approver.token)).statusCode).toBe(200);
     expect((await req("POST", `/rules/${name}/versions/2/activate`, undefined, analyst2.token)).statusCode).toBe(200);
@@ -292,7 +292,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     await req("POST", `/rules/${name}/versions/1/submit`, undefined, analyst.token);
     await req("POST", `/rules/${name}/versions/1/review`, { decision: "approve", comment: "shadow first" }, approver.token);
     expect((await req("POST", `/rules/${name}/versions/1/activate`, undefined, analyst.token)).statusCode).toBe(200);
-    const d = await evaluate({ action: { type: "block_ip" }, entity: { type: "ip", ip: "5.188.86.172" }, evidence: { honeypot_hits_24h: 11 } });
+    const d = await evaluate({ action: { type: "block_entity" }, entity: { type: "ip", ip: "5.188.86.172" }, evidence: { honeypot_hits_24h: 11 } });
     expect(d.outcome).toBe("REQUIRE_APPROVAL");
     expect(d.shadow_matched.map((m: Json) => m.name)).toEqual([name]);
     expect(d.matched).toEqual([]);
@@ -308,7 +308,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     const bad = await req("POST", "/rules/evaluate", { input, with: [{ name: "x", target: "action_request", when: { op: "nope" }, outcome: "ALLOW" }] });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().errors[0].pointer).toBe("/with/0/when/op");
-    const without = await evaluate({ action: { type: "block_user" } }, { without: ["unknown-action-types-dry-run"] });
+    const without = await evaluate({ action: { type: "block_entity" } }, { without: ["unknown-action-types-dry-run"] });
     expect(without.outcome).toBe("REQUIRE_APPROVAL");
   });
 
@@ -336,11 +336,11 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     const classic = { ...blockRule("redos-classic"), when: { op: "matches", field: "action.reason", pattern: "^(a+)+$" } };
     const validation = (await req("POST", "/rules/validate", { rule: classic })).json();
     if (validation.valid) {
-      const d = await evaluate({ action: { type: "block_ip", reason: `${"a".repeat(4000)}!` } }, { with: [classic] });
+      const d = await evaluate({ action: { type: "block_entity", reason: `${"a".repeat(4000)}!` } }, { with: [classic] });
       expect(d.matched.map((m: Json) => m.name)).not.toContain("redos-classic");
-      const hit = await evaluate({ action: { type: "block_ip", reason: "aaaa" } }, { with: [classic] });
+      const hit = await evaluate({ action: { type: "block_entity", reason: "aaaa" } }, { with: [classic] });
       expect(hit.matched.map((m: Json) => m.name)).toContain("redos-classic");
-      const tooLong = await evaluate({ action: { type: "block_ip", reason: "a".repeat(5000) } }, { with: [classic] });
+      const tooLong = await evaluate({ action: { type: "block_entity", reason: "a".repeat(5000) } }, { with: [classic] });
       expect(tooLong.not_matched.find((n: Json) => n.name === "redos-classic").failed_clause.explanation).toContain("longer than 4096");
     } else {
       expect(validation.results[0].errors[0].message).toContain("exponential");
@@ -350,7 +350,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
   it("records decisions with their input and rule versions, append-only", async () => {
     const rules = t.app.services.rules;
     const recorded = await t.db.transaction((tx) =>
-      rules.decideAndRecord(tx, systemActor("test"), "action_request", { action: { type: "block_ip" }, entity: { type: "ip", ip: "127.0.0.1" } }, { type: "action_request", id: "req-1" }),
+      rules.decideAndRecord(tx, systemActor("test"), "action_request", { action: { type: "block_entity" }, entity: { type: "ip", ip: "127.0.0.1" } }, { type: "action_request", id: "req-1" }),
     );
     expect(recorded.outcome).toBe("DENY");
     const stored = (await req("GET", `/rules/decisions/${recorded.decision_id}`, undefined, viewer.token)).json();
@@ -358,7 +358,7 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
       id: recorded.decision_id,
       outcome: "DENY",
       subject: { type: "action_request", id: "req-1" },
-      input: { action: { type: "block_ip" }, entity: { type: "ip", ip: "127.0.0.1" }, time: { now: clock.now().toISOString() } },
+      input: { action: { type: "block_entity" }, entity: { type: "ip", ip: "127.0.0.1" }, time: { now: clock.now().toISOString() } },
       deciding_rule: { name: "never-block-special-networks", version: 1 },
     });
     expect(stored.rule_versions).toEqual(expect.arrayContaining([{ name: "never-block-special-networks", version: 1 }]));
@@ -372,21 +372,21 @@ describe.each(DB_KINDS)("rules on %s", (kind) => {
     const actor = systemActor("test");
     const record = (input: Json, id: string) => t.db.transaction((tx) => rules.decideAndRecord(tx, actor, "action_request", input, { type: "action_request", id }));
     // 4 single-IP blocks of honeypot attackers in normal mode (default: REQUIRE_APPROVAL), 2 user
-    // blocks (DRY_RUN_ONLY: no rule of their own), 1 lockdown switch (2 approvers), 1 loopback (DENY).
+    // disables (DRY_RUN_ONLY: no rule of their own), 1 lockdown switch (2 approvers), 1 loopback (DENY).
     for (let i = 0; i < 4; i++) {
-      await record({ action: { type: "block_ip" }, entity: { type: "ip", ip: `5.188.86.${10 + i}` }, policy: { mode: "normal" }, evidence: { honeypot_hits_24h: 3 } }, `ip-${i}`);
+      await record({ action: { type: "block_entity" }, entity: { type: "ip", ip: `5.188.86.${10 + i}` }, policy: { mode: "normal" }, evidence: { honeypot_hits_24h: 3 } }, `ip-${i}`);
       clock.advance(60_000);
     }
-    for (let i = 0; i < 2; i++) await record({ action: { type: "block_user" }, entity: { type: "user" }, policy: { mode: "normal" } }, `user-${i}`);
+    for (let i = 0; i < 2; i++) await record({ action: { type: "disable_user", payload: { value: `mallory${i}` } }, entity: { type: "user" }, policy: { mode: "normal" } }, `user-${i}`);
     await record({ action: { type: "set_mode", payload: { mode: "lockdown" } }, policy: { mode: "elevated" } }, "mode-1");
-    await record({ action: { type: "block_ip" }, entity: { type: "ip", ip: "127.0.0.1" } }, "lo-1");
+    await record({ action: { type: "block_entity" }, entity: { type: "ip", ip: "127.0.0.1" } }, "lo-1");
     clock.set("2026-11-22T00:00:00.000Z");
 
     const candidate = [
       // honeypot attackers are auto-blocked in every mode
-      { name: "auto-block-honeypot-attackers-when-elevated", target: "action_request", when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_ip" }, { op: "ip_is", field: "entity.ip", classes: ["public"] }, { op: "gt", field: "evidence.honeypot_hits_24h", value: 0 }] }, outcome: "ALLOW", priority: 300 },
-      // user blocks get a rule of their own
-      { name: "user-blocks-need-approval", target: "action_request", when: { op: "eq", field: "action.type", value: "block_user" }, outcome: "REQUIRE_APPROVAL" },
+      { name: "auto-block-honeypot-attackers-when-elevated", target: "action_request", when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_entity" }, { op: "ip_is", field: "entity.ip", classes: ["public"] }, { op: "gt", field: "evidence.honeypot_hits_24h", value: 0 }] }, outcome: "ALLOW", priority: 300 },
+      // disabling users gets a rule of its own
+      { name: "user-disables-need-approval", target: "action_request", when: { op: "eq", field: "action.type", value: "disable_user" }, outcome: "REQUIRE_APPROVAL" },
       // lockdown needs three
       { name: "lockdown-needs-two-approvers", target: "action_request", when: { op: "all", of: [{ op: "eq", field: "action.type", value: "set_mode" }, { op: "eq", field: "action.payload.mode", value: "lockdown" }] }, outcome: "REQUIRE_APPROVAL", approvals: 3 },
     ];

@@ -28,7 +28,8 @@ export const MODES = ["normal", "elevated", "lockdown"] as const;
 export const ENTITY_TYPES = ["ip", "cidr", "user", "api_key"] as const;
 export const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 /** Known action types; `action.type` stays an open string so the workflow can add types. */
-export const KNOWN_ACTION_TYPES = ["block_ip", "block_cidr", "unblock_ip", "unblock_cidr", "block_user", "block_api_key", "unblock_user", "unblock_api_key", "set_mode"] as const;
+/** The action workflow's registry (src/domains/actions/registry.ts); a test keeps the two equal. */
+export const KNOWN_ACTION_TYPES = ["block_entity", "unblock_entity", "set_mode", "update_policy", "deactivate_honeypot", "revoke_api_key", "disable_user"] as const;
 
 const WORKFLOW = "the action workflow, from the request";
 const TELEMETRY = "the action workflow, from sensor telemetry";

@@ -25,14 +25,14 @@ const holds = (when: Expr, input: DecisionInput, protectedNetworks: string[] = [
 
 describe("operators", () => {
   const input: DecisionInput = {
-    action: { type: "block_ip", reason: "SSH brute force from botnet", payload: { value: "5.188.86.172", duration_seconds: 3600 } },
+    action: { type: "block_entity", reason: "SSH brute force from botnet", payload: { value: "5.188.86.172", duration_seconds: 3600 } },
     entity: { type: "ip", ip: "5.188.86.172", family: 4 },
     evidence: { honeypot_hits_24h: 7, sensors: ["cowrie-eu-1", "opencanary-2"] },
     source: { exploitation_seen_1h: true },
     principal: { role: "analyst", id: "user:1", kind: "user" },
   };
   const cases: [string, Expr, boolean][] = [
-    ["eq string", { op: "eq", field: "action.type", value: "block_ip" }, true],
+    ["eq string", { op: "eq", field: "action.type", value: "block_entity" }, true],
     ["eq is case-sensitive", { op: "eq", field: "action.type", value: "BLOCK_IP" }, false],
     ["eq boolean", { op: "eq", field: "source.exploitation_seen_1h", value: true }, true],
     ["eq integer", { op: "eq", field: "evidence.honeypot_hits_24h", value: 7 }, true],
@@ -42,7 +42,7 @@ describe("operators", () => {
     ["le", { op: "le", field: "evidence.honeypot_hits_24h", value: 7 }, true],
     ["gt", { op: "gt", field: "evidence.honeypot_hits_24h", value: 7 }, false],
     ["ge", { op: "ge", field: "action.payload.duration_seconds", value: 3600 }, true],
-    ["in", { op: "in", field: "action.type", values: ["unblock_ip", "block_ip"] }, true],
+    ["in", { op: "in", field: "action.type", values: ["unblock_entity", "block_entity"] }, true],
     ["in (large list uses a set)", { op: "in", field: "evidence.honeypot_hits_24h", values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }, true],
     ["contains (string)", { op: "contains", field: "action.reason", value: "brute" }, true],
     ["contains (list)", { op: "contains", field: "evidence.sensors", value: "cowrie-eu-1" }, true],
@@ -55,9 +55,9 @@ describe("operators", () => {
     ["ip_in", { op: "ip_in", field: "entity.ip", cidrs: ["5.188.86.0/24"] }, true],
     ["ip_in (outside)", { op: "ip_in", field: "entity.ip", cidrs: ["5.188.87.0/24", "2001:db8::/32"] }, false],
     ["ip_is public", { op: "ip_is", field: "entity.ip", classes: ["public"] }, true],
-    ["not", { op: "not", expr: { op: "eq", field: "action.type", value: "block_ip" } }, false],
+    ["not", { op: "not", expr: { op: "eq", field: "action.type", value: "block_entity" } }, false],
     ["any", { op: "any", of: [{ op: "eq", field: "action.type", value: "x" }, { op: "gt", field: "evidence.honeypot_hits_24h", value: 1 }] }, true],
-    ["all", { op: "all", of: [{ op: "eq", field: "action.type", value: "block_ip" }, { op: "lt", field: "evidence.honeypot_hits_24h", value: 1 }] }, false],
+    ["all", { op: "all", of: [{ op: "eq", field: "action.type", value: "block_entity" }, { op: "lt", field: "evidence.honeypot_hits_24h", value: 1 }] }, false],
   ];
   it.each(cases)("%s", (_label, when, expected) => {
     expect(holds(when, input)).toBe(expected);
@@ -160,7 +160,7 @@ describe("combining", () => {
       rule("approve", any, { outcome: "REQUIRE_APPROVAL", approvals: 2, priority: 10 }),
       rule("deny-low", any, { outcome: "DENY", priority: 0 }),
     ]);
-    const d = set.decide({ action: { type: "block_ip" } });
+    const d = set.decide({ action: { type: "block_entity" } });
     expect(d.outcome).toBe("DENY");
     expect(d.deciding_rule).toEqual({ name: "deny-low", version: 4 });
     expect(d.approvals_required).toBe(0);
@@ -181,20 +181,20 @@ describe("combining", () => {
 
   it("keeps shadow rules out of the outcome but reports them", () => {
     const set = setOf([rule("shadow-deny", any, { mode: "shadow" }), rule("allow", any, { outcome: "ALLOW" })]);
-    const d = set.decide({ action: { type: "block_ip" } });
+    const d = set.decide({ action: { type: "block_entity" } });
     expect(d.outcome).toBe("ALLOW");
     expect(d.shadow_matched.map((m) => m.name)).toEqual(["shadow-deny"]);
     // Shadow rules do not give an action type "a rule of its own" either.
-    const only = setOf([rule("shadow-deny", { op: "eq", field: "action.type", value: "block_ip" }, { mode: "shadow" })]);
-    expect(only.coveredActionTypes.has("block_ip")).toBe(false);
+    const only = setOf([rule("shadow-deny", { op: "eq", field: "action.type", value: "block_entity" }, { mode: "shadow" })]);
+    expect(only.coveredActionTypes.has("block_entity")).toBe(false);
   });
 
   it("counts only positively named action types as having a rule", () => {
     const set = setOf([
-      rule("a", { op: "in", field: "action.type", values: ["block_ip", "block_cidr"] }),
+      rule("a", { op: "in", field: "action.type", values: ["block_entity", "unblock_entity"] }),
       rule("b", { op: "not", expr: { op: "eq", field: "action.type", value: "set_mode" } }),
     ]);
-    expect([...set.coveredActionTypes].sort()).toEqual(["block_cidr", "block_ip"]);
+    expect([...set.coveredActionTypes].sort()).toEqual(["block_entity", "unblock_entity"]);
     expect(set.decide({ action: { type: "set_mode" } }).derived["action.type_has_rule"]).toBe(false);
   });
 });
@@ -205,17 +205,17 @@ describe("explanations", () => {
       rule("r", {
         op: "all",
         of: [
-          { op: "eq", field: "action.type", value: "block_ip" },
+          { op: "eq", field: "action.type", value: "block_entity" },
           { op: "gt", field: "evidence.honeypot_hits_24h", value: 10 },
           { op: "ip_is", field: "entity.ip", classes: ["public"] },
         ],
       }),
     ]);
-    const [miss] = set.decide({ action: { type: "block_ip" }, evidence: { honeypot_hits_24h: 3 }, entity: { ip: "10.0.0.1" } }).not_matched;
+    const [miss] = set.decide({ action: { type: "block_entity" }, evidence: { honeypot_hits_24h: 3 }, entity: { ip: "10.0.0.1" } }).not_matched;
     expect(miss!.failed_clause).toEqual({ pointer: "/when/of/1", op: "gt", explanation: "needs evidence.honeypot_hits_24h > 10, but evidence.honeypot_hits_24h is 3" });
-    const [missing] = set.decide({ action: { type: "block_ip" } }).not_matched;
+    const [missing] = set.decide({ action: { type: "block_entity" } }).not_matched;
     expect(missing!.failed_clause.explanation).toBe("needs evidence.honeypot_hits_24h > 10, but evidence.honeypot_hits_24h is missing");
-    const [ip] = set.decide({ action: { type: "block_ip" }, evidence: { honeypot_hits_24h: 30 }, entity: { ip: "::ffff:10.0.0.1" } }).not_matched;
+    const [ip] = set.decide({ action: { type: "block_entity" }, evidence: { honeypot_hits_24h: 30 }, entity: { ip: "::ffff:10.0.0.1" } }).not_matched;
     expect(ip!.failed_clause).toMatchObject({ pointer: "/when/of/2", op: "ip_is" });
     expect(ip!.failed_clause.explanation).toBe('needs entity.ip is public, but entity.ip is "10.0.0.1" (private)');
   });
@@ -223,22 +223,22 @@ describe("explanations", () => {
   it("explains any and not in words", () => {
     const set = setOf([
       rule("any", { op: "any", of: [{ op: "eq", field: "policy.mode", value: "lockdown" }, { op: "eq", field: "source.exploitation_seen_1h", value: true }] }),
-      rule("not", { op: "not", expr: { op: "eq", field: "action.type", value: "block_ip" } }),
+      rule("not", { op: "not", expr: { op: "eq", field: "action.type", value: "block_entity" } }),
     ]);
-    const d = set.decide({ action: { type: "block_ip" }, policy: { mode: "normal" } });
+    const d = set.decide({ action: { type: "block_entity" }, policy: { mode: "normal" } });
     const byName = Object.fromEntries(d.not_matched.map((n) => [n.name, n.failed_clause]));
     expect(byName.any).toEqual({
       pointer: "/when",
       op: "any",
       explanation: 'none of the 2 alternatives held: (1) needs policy.mode = "lockdown", but policy.mode is "normal"; (2) needs source.exploitation_seen_1h = true, but source.exploitation_seen_1h is missing',
     });
-    expect(byName.not).toEqual({ pointer: "/when", op: "not", explanation: 'needs not (action.type = "block_ip"), but it holds: action.type is "block_ip"' });
+    expect(byName.not).toEqual({ pointer: "/when", op: "not", explanation: 'needs not (action.type = "block_entity"), but it holds: action.type is "block_entity"' });
   });
 
   it("explains a rule skipped by the action-type guard index with its guard", () => {
-    const set = setOf([rule("cidr-only", { op: "all", of: [{ op: "eq", field: "action.type", value: "block_cidr" }, { op: "exists", field: "entity.cidr" }] })]);
-    const [miss] = set.decide({ action: { type: "block_ip" } }).not_matched;
-    expect(miss!.failed_clause).toEqual({ pointer: "/when/of/0", op: "eq", explanation: 'needs action.type = "block_cidr", but action.type is "block_ip"' });
+    const set = setOf([rule("cidr-only", { op: "all", of: [{ op: "eq", field: "action.type", value: "block_entity" }, { op: "exists", field: "entity.cidr" }] })]);
+    const [miss] = set.decide({ action: { type: "unblock_entity" } }).not_matched;
+    expect(miss!.failed_clause).toEqual({ pointer: "/when/of/0", op: "eq", explanation: 'needs action.type = "block_entity", but action.type is "unblock_entity"' });
   });
 
   it("decides exactly as a full evaluation does, with the guard index", () => {
@@ -247,7 +247,7 @@ describe("explanations", () => {
     const indexed = new CompiledRuleSet("action_request", rules);
     const full = new CompiledRuleSet("action_request", rules, { coverage: true });
     const rnd = mulberry32(11);
-    const types = ["block_ip", "block_cidr", "unblock_ip", "set_mode", "quarantine_host", "rotate_key"];
+    const types = ["block_entity", "block_entity", "unblock_entity", "set_mode", "quarantine_host", "rotate_key"];
     for (let k = 0; k < 500; k++) {
       const input: DecisionInput = {
         action: { type: types[Math.floor(rnd() * types.length)], reason: rnd() < 0.5 ? "ssh brute force" : "web scan" },
@@ -289,7 +289,7 @@ describe("the shipped default rule set", () => {
   it("reports a failing fixture with the clause that decided it, and uncovered branches", () => {
     const changed = rules.map((r) =>
       r.body.name === "broad-cidr-needs-approval"
-        ? { ...r, body: withDefaults({ ...DEFAULT_RULES.find((d) => d.name === r.body.name)!, when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_cidr" }, { op: "cidr_prefix_len", field: "entity.cidr", family: 4, cmp: "lt", value: 16 }] } }) }
+        ? { ...r, body: withDefaults({ ...DEFAULT_RULES.find((d) => d.name === r.body.name)!, when: { op: "all", of: [{ op: "eq", field: "action.type", value: "block_entity" }, { op: "cidr_prefix_len", field: "entity.cidr", family: 4, cmp: "lt", value: 16 }] } }) }
         : r,
     );
     const report = runRuleTests(changed, fixtures, { coverage: true });
@@ -301,5 +301,13 @@ describe("the shipped default rule set", () => {
     expect(partial.coverage!.percent).toBeLessThan(100);
     expect(partial.coverage!.rules.find((r) => r.name === "lockdown-needs-two-approvers")!.matched).toBe(0);
     expect(partial.coverage!.branches.filter((b) => b.rule === "lockdown-needs-two-approvers" && b.true === 0).map((b) => b.pointer)).toEqual(["/when", "/when/of/0", "/when/of/1"]);
+  });
+});
+
+describe("action types", () => {
+  it("the catalogue names exactly the action workflow's registry", async () => {
+    const { KNOWN_ACTION_TYPES } = await import("./catalogue.ts");
+    const { ACTION_TYPE_NAMES } = await import("../actions/registry.ts");
+    expect([...KNOWN_ACTION_TYPES].sort()).toEqual([...ACTION_TYPE_NAMES].sort());
   });
 });

@@ -14,7 +14,7 @@ const VALID: Expr[] = [
   { op: "all", of: [{ op: "exists", field: "action.type" }] },
   { op: "any", of: [{ op: "exists", field: "action.type" }, { op: "exists", field: "entity.ip" }] },
   { op: "not", expr: { op: "exists", field: "action.type" } },
-  { op: "eq", field: "action.type", value: "block_ip" },
+  { op: "eq", field: "action.type", value: "block_entity" },
   { op: "ne", field: "source.exploitation_seen_1h", value: false },
   { op: "lt", field: "evidence.honeypot_hits_24h", value: 3 },
   { op: "le", field: "entity.cidr_prefix", value: 24 },
@@ -128,7 +128,7 @@ describe("rule documents", () => {
 
 describe("decision inputs", () => {
   it("accepts the catalogue's shape and refuses everything else with pointers", () => {
-    expect(validateInput("action_request", { action: { type: "block_ip", payload: { value: "1.2.3.4" } }, entity: { type: "ip", ip: "::ffff:1.2.3.4" }, time: { now: "2026-11-20T10:00:00Z" } })).toEqual([]);
+    expect(validateInput("action_request", { action: { type: "block_entity", payload: { value: "1.2.3.4" } }, entity: { type: "ip", ip: "::ffff:1.2.3.4" }, time: { now: "2026-11-20T10:00:00Z" } })).toEqual([]);
     expect(validateInput("event", { event: { type: "auth_attempt", count_10m: 3 }, source: { ip: "5.188.86.172" } })).toEqual([]);
     const issues = validateInput("event", { event: { count_10m: -1 }, action: {}, time: { now: "yesterday" } });
     expect(issues.map((i) => i.pointer).sort()).toEqual(["/action", "/event/count_10m", "/time/now"]);

@@ -13,7 +13,7 @@ export const DEFAULT_RULES: readonly RuleDocument[] = [
     when: {
       op: "all",
       of: [
-        { op: "in", field: "action.type", values: ["block_ip", "block_cidr"] },
+        { op: "eq", field: "action.type", value: "block_entity" },
         {
           op: "any",
           of: [
@@ -35,7 +35,8 @@ export const DEFAULT_RULES: readonly RuleDocument[] = [
     when: {
       op: "all",
       of: [
-        { op: "eq", field: "action.type", value: "block_cidr" },
+        { op: "eq", field: "action.type", value: "block_entity" },
+        { op: "eq", field: "entity.type", value: "cidr" },
         {
           op: "any",
           of: [
@@ -76,7 +77,8 @@ export const DEFAULT_RULES: readonly RuleDocument[] = [
     when: {
       op: "all",
       of: [
-        { op: "eq", field: "action.type", value: "block_ip" },
+        { op: "eq", field: "action.type", value: "block_entity" },
+        { op: "eq", field: "entity.type", value: "ip" },
         { op: "in", field: "policy.mode", values: ["elevated", "lockdown"] },
         { op: "ip_is", field: "entity.ip", classes: ["public"] },
         { op: "gt", field: "evidence.honeypot_hits_24h", value: 0 },
@@ -104,7 +106,7 @@ export const DEFAULT_RULES: readonly RuleDocument[] = [
     when: {
       op: "all",
       of: [
-        { op: "in", field: "action.type", values: ["unblock_ip", "unblock_cidr"] },
+        { op: "eq", field: "action.type", value: "unblock_entity" },
         { op: "eq", field: "source.exploitation_seen_1h", value: true },
       ],
     },
