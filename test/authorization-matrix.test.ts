@@ -13,11 +13,14 @@ const ROLES = ["viewer", "analyst", "approver", "executor", "admin"] as const;
 const PRINCIPALS = ["anonymous", ...ROLES, "analyst-session", "enforcer"] as const;
 type Principal = (typeof PRINCIPALS)[number];
 
-type Who = "public" | "authenticated" | (Principal | (typeof ROLES)[number])[];
+type Who = "public" | "authenticated" | "session" | (Principal | (typeof ROLES)[number])[];
 const ALL_ROLES = [...ROLES];
 const ADMIN = ["admin"] as const;
 
-/** The table. "public": anyone, signed in or not. "authenticated": any principal with a credential. */
+/**
+ * The table. "public": anyone, signed in or not. "authenticated": any principal with a credential.
+ * "session": a person logged in (access token), never an API key, whatever its role.
+ */
 const MATRIX: Record<string, Who> = {
   "GET /healthz": "public",
   "GET /readyz": "public",
@@ -29,10 +32,10 @@ const MATRIX: Record<string, Who> = {
   "GET /auth/oidc/login": "public",
   "GET /auth/oidc/callback": "public",
   "GET /auth/whoami": "authenticated",
-  "POST /auth/password": "authenticated",
-  "GET /auth/sessions": "authenticated",
-  "DELETE /auth/sessions/:id": "authenticated",
-  "POST /auth/sessions/revoke-all": "authenticated",
+  "POST /auth/password": "session",
+  "GET /auth/sessions": "session",
+  "DELETE /auth/sessions/:id": "session",
+  "POST /auth/sessions/revoke-all": "session",
   "GET /auth/keys": ALL_ROLES,
   "POST /auth/keys": ALL_ROLES,
   "GET /auth/keys/:id": ALL_ROLES,
@@ -104,6 +107,7 @@ const allowed = (who: Who, principal: Principal): boolean => {
   if (who === "public") return true;
   if (principal === "anonymous") return false;
   if (who === "authenticated") return true;
+  if (who === "session") return principal === "analyst-session";
   const asRole = principal === "analyst-session" ? "analyst" : principal;
   return (who as string[]).includes(asRole);
 };

@@ -747,3 +747,58 @@ describe.each(DB_KINDS)("identity: sessions on %s", (kind) => {
 
   it("leaves no secret in the audit log or the logs", async () => x.scan());
 });
+
+describe.each(DB_KINDS)("identity: what an API key cannot do for its owner on %s", (kind) => {
+  let t: TestApp;
+  const x = tools(() => t);
+  beforeAll(async () => {
+    t = await createTestApp(kind, { config: FAST });
+  });
+  afterAll(async () => t?.close());
+
+  it("a narrow key cannot set or change its owner's password, nor see or end their sessions", async () => {
+    // The bootstrap admin has no password; an enforcement key it made must not be able to give it one.
+    const key = (await x.post("/auth/keys", { name: "edge", permissions: ["blocklist:check"] })).json().key as string;
+    const set = await x.post("/auth/password", { new_password: "correct-horse-battery-zebra-91" }, key);
+    expect(set.statusCode).toBe(403);
+    expect(set.json().code).toBe("FORBIDDEN");
+    expect((await x.userRow("admin"))!.password_hash).toBeNull();
+    for (const [method, url] of [["GET", "/auth/sessions"], ["POST", "/auth/sessions/revoke-all"], ["DELETE", "/auth/sessions/00000000-0000-4000-8000-000000000000"]] as const) {
+      const res = await x.call(method, url, { token: key });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+    }
+    // Even the admin's full key: the password of a person is set with a session, or by an admin reset.
+    expect((await x.post("/auth/password", { new_password: "correct-horse-battery-zebra-91" }, t.adminToken)).statusCode).toBe(403);
+    const reset = await x.post("/users/admin/reset-password", { password: "correct-horse-battery-zebra-91" }, t.adminToken);
+    expect(reset.statusCode).toBe(200);
+    const login = await x.login("admin", "correct-horse-battery-zebra-91");
+    expect(login.json().password_change_required).toBe(true);
+  });
+
+});
+
+describe.each(DB_KINDS)("identity: parallel password guesses on %s", (kind) => {
+  let t: TestApp;
+  const x = tools(() => t);
+  const GOOD = "Str0ng-Passphrase-P";
+  const BAD = "wrong-guess-000-P";
+  beforeAll(async () => {
+    t = await createTestApp(kind, { config: FAST });
+  });
+  afterAll(async () => t?.close());
+
+  it("admits at most the threshold's worth of parallel guesses: the rest, and then the right password, are refused", async () => {
+    await x.createUser("parallel-target", "viewer", GOOD);
+    const guesses = await Promise.all(Array.from({ length: 12 }, () => x.login("parallel-target", BAD)));
+    expect(guesses.map((r) => r.statusCode)).toEqual(Array(12).fill(401));
+    const row = (await x.userRow("parallel-target"))!;
+    expect(row.failed_logins, "only 5 attempts were checked against the hash").toBe(5);
+    expect(row.locked_until).not.toBeNull();
+    expect((await x.login("parallel-target", GOOD)).statusCode).toBe(401);
+    const reasons = (await x.audit("identity.login.failed")).filter((e) => e.target?.id === row.id).map((e) => e.details.reason);
+    expect(reasons.filter((r) => r === "bad_password")).toHaveLength(5);
+    expect(reasons.filter((r) => r === "locked")).toHaveLength(8);
+    await x.post("/users/parallel-target/unlock", {});
+  });
+
+});

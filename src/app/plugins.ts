@@ -19,6 +19,11 @@ declare module "fastify" {
     optionalAuth?: boolean;
     /** Callable while the user must change an admin-reset password (whoami, password, sessions, logout). */
     passwordChangeExempt?: boolean;
+    /**
+     * Only with a login session's access token, never an API key: a key (often narrower than its
+     * owner's role, and held by a machine) must not set its owner's password or manage their sessions.
+     */
+    sessionOnly?: boolean;
     /** Which rate limit applies (see rate-limit.ts); default "management", health and docs none. */
     rateClass?: RateClass;
   }
@@ -75,7 +80,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: Iden
   app.addHook("onRequest", async (request) => {
     // No matched route: the not-found handler answers 404.
     if (request.is404) return;
-    const { permission, optionalAuth, passwordChangeExempt } = request.routeOptions.config;
+    const { permission, optionalAuth, passwordChangeExempt, sessionOnly } = request.routeOptions.config;
     const header = request.headers.authorization;
     if (permission === "public" && !(optionalAuth && header)) return;
     if (!header) throw COMMON_ERRORS.UNAUTHENTICATED("send an API key or access token as Authorization: Bearer <credential>");
@@ -92,6 +97,8 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: Iden
     request.principal = principal;
     if (permission === undefined)
       throw COMMON_ERRORS.FORBIDDEN("this route declares no permission, so it is denied to everyone (default deny)");
+    if (sessionOnly && principal.via !== "session")
+      throw COMMON_ERRORS.FORBIDDEN("this needs a login session (POST /auth/login); API keys cannot change their owner's password or manage their sessions");
     if (principal.mustChangePassword && !passwordChangeExempt)
       throw ACCOUNT_ERRORS.PASSWORD_CHANGE_REQUIRED("an administrator reset your password: change it with POST /auth/password first");
     if (permission !== "authenticated" && !principal.permissions.has(permission))

@@ -137,17 +137,35 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
   };
 
   /** One more consecutive password failure (login or password change), locking the account past the threshold. */
-  const recordBadPassword = async (actor: Actor, user: UserRow, now: Date, reason: string, ip: string | null) => {
+  /**
+   * Admits one password attempt for a user, or refuses it while the account is locked. Every admitted
+   * attempt counts as a failure until it proves right, and the lock is set the moment the count reaches
+   * the threshold (each attempt past it doubles the lock, up to the cap). Counting before verifying,
+   * under a row lock, means parallel guesses cannot all be checked against the hash before the lock
+   * lands: at most the threshold's worth are admitted.
+   */
+  const admitAttempt = async (userId: string, now: Date) =>
+    db.transaction(async (tx) => {
+      const row = await repo.findUser(userId, tx, true);
+      if (!row) throw ACCOUNT_ERRORS.USER_NOT_FOUND(`no user ${userId}`);
+      if (row.lockedUntil && row.lockedUntil > now) return { admitted: false as const, lockedUntil: row.lockedUntil };
+      const failures = row.failedLogins + 1;
+      const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, Math.max(0, failures - auth.lockoutThreshold)));
+      const lockedUntil = failures >= auth.lockoutThreshold ? new Date(now.getTime() + seconds * 1000) : null;
+      await repo.updateUser(userId, { failedLogins: failures, lockedUntil }, tx);
+      return { admitted: true as const, failures, lockedUntil, lockSeconds: seconds };
+    });
+
+  /** The audit trail of an admitted attempt that turned out wrong (the count was taken on admission). */
+  const recordBadPassword = async (actor: Actor, user: UserRow, attempt: { failures: number; lockedUntil: Date | null; lockSeconds: number }, reason: string, ip: string | null) => {
     await db.transaction(async (tx) => {
-      const failures = await repo.recordFailedLogin(user.id, tx);
-      await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason, ip, consecutive_failures: failures } });
-      if (failures >= auth.lockoutThreshold) {
-        // Each failure past the threshold doubles the lock, up to the cap.
-        const seconds = Math.min(auth.lockoutMaxSeconds, auth.lockoutBaseSeconds * 2 ** Math.min(30, failures - auth.lockoutThreshold));
-        const lockedUntil = new Date(now.getTime() + seconds * 1000);
-        await repo.updateUser(user.id, { lockedUntil }, tx);
-        await audit.append(tx, actor, { action: "identity.user.locked", target: { type: "user", id: user.id }, details: { consecutive_failures: failures, locked_until: lockedUntil.toISOString(), lock_seconds: seconds, ip } });
-      }
+      await audit.append(tx, actor, { action: "identity.login.failed", target: { type: "user", id: user.id }, details: { reason, ip, consecutive_failures: attempt.failures } });
+      if (attempt.lockedUntil)
+        await audit.append(tx, actor, {
+          action: "identity.user.locked",
+          target: { type: "user", id: user.id },
+          details: { consecutive_failures: attempt.failures, locked_until: attempt.lockedUntil.toISOString(), lock_seconds: attempt.lockSeconds, ip },
+        });
     });
   };
 
@@ -174,13 +192,14 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
       await passwords.burn(password);
       return fail("disabled", user);
     }
-    if (user.lockedUntil && user.lockedUntil > now) {
+    const attempt = await admitAttempt(user.id, now);
+    if (!attempt.admitted) {
       await passwords.burn(password);
-      return fail("locked", user, { locked_until: user.lockedUntil.toISOString() });
+      return fail("locked", user, { locked_until: attempt.lockedUntil.toISOString() });
     }
     const ok = await passwords.verify(user.passwordHash, password);
     if (!ok) {
-      await recordBadPassword(actor, user, now, "bad_password", client.ip);
+      await recordBadPassword(actor, user, attempt, "bad_password", client.ip);
       throw ACCOUNT_ERRORS.INVALID_CREDENTIALS(LOGIN_FAILED);
     }
     return db.transaction(async (tx) => {
@@ -437,21 +456,24 @@ export const accountsService = ({ db, repo, audit, clock, config, identity, toke
     const user = await getUser(userId);
     if (user.kind !== "human") throw ACCOUNT_ERRORS.NOT_A_PASSWORD_ACCOUNT("service accounts authenticate with API keys");
     if (user.oidcIssuer) throw ACCOUNT_ERRORS.NOT_A_PASSWORD_ACCOUNT("this account signs in through single sign-on; change the password at the identity provider");
+    // The new password's own rules first: a refusal there must not count as a failed attempt.
+    checkPassword(input.new_password, user.username, "new_password");
     if (user.passwordHash) {
       if (input.current_password === undefined) throw validationError([{ path: "current_password", message: "required" }]);
       // Guessing the current password through a stolen session counts towards the same lockout as logins.
       const wrong = () => ACCOUNT_ERRORS.INVALID_CREDENTIALS("the current password is wrong, or the account is locked after repeated failures", { errors: [{ path: "current_password", message: "wrong password" }] });
-      const now = clock.now();
-      if (user.lockedUntil && user.lockedUntil > now) {
+      const attempt = await admitAttempt(user.id, clock.now());
+      if (!attempt.admitted) {
         await passwords.burn(input.current_password);
         throw wrong();
       }
       if (input.current_password.length > MAX_PASSWORD_LENGTH || !(await passwords.verify(user.passwordHash, input.current_password))) {
-        await recordBadPassword(actor, user, now, "bad_current_password", null);
+        await recordBadPassword(actor, user, attempt, "bad_current_password", null);
         throw wrong();
       }
+      // Proven right: the admitted attempt no longer counts.
+      await repo.updateUser(user.id, { failedLogins: 0, lockedUntil: null });
     }
-    checkPassword(input.new_password, user.username, "new_password");
     if (user.passwordHash && (await passwords.verify(user.passwordHash, input.new_password)))
       throw ACCOUNT_ERRORS.PASSWORD_REJECTED("new_password must differ from the current one", { errors: [{ path: "new_password", message: "same as the current password" }] });
     const hash = await passwords.hash(input.new_password);

@@ -173,7 +173,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
   app.post(
     "/auth/password",
     {
-      config: { permission: "authenticated", passwordChangeExempt: true, rateClass: "auth" },
+      config: { permission: "authenticated", passwordChangeExempt: true, rateClass: "auth", sessionOnly: true },
       schema: {
         tags: ["identity"],
         summary: "Change your own password (other sessions are revoked)",
@@ -186,7 +186,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
   app.get(
     "/auth/sessions",
     {
-      config: { permission: "authenticated", passwordChangeExempt: true },
+      config: { permission: "authenticated", passwordChangeExempt: true, sessionOnly: true },
       schema: {
         tags: ["identity"],
         summary: "Your sessions (open ones, or all with include_ended)",
@@ -199,7 +199,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
   app.delete(
     "/auth/sessions/:id",
     {
-      config: { permission: "authenticated", passwordChangeExempt: true },
+      config: { permission: "authenticated", passwordChangeExempt: true, sessionOnly: true },
       schema: { tags: ["identity"], summary: "Revoke one of your sessions", params: idParam, response: { 200: revokedSchema, ...problems(404) } },
     },
     async (request) => accounts.revokeSession(actorOf(request), request.params.id),
@@ -207,7 +207,7 @@ export const identityRoutes: FastifyPluginAsyncZod<{ accounts: AccountsService; 
   app.post(
     "/auth/sessions/revoke-all",
     {
-      config: { permission: "authenticated", passwordChangeExempt: true },
+      config: { permission: "authenticated", passwordChangeExempt: true, sessionOnly: true },
       schema: {
         tags: ["identity"],
         summary: "Revoke all your sessions (optionally keeping the current one)",
