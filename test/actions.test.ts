@@ -122,6 +122,17 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     const otherDecision = structuredClone(detail);
     otherDecision.decision.outcome = "ALLOW";
     expect(verifyAction(otherDecision as VerifiableAction, vkey).ok).toBe(false);
+    // The same payload under another action type (block -> unblock) breaks every signature.
+    const otherType = structuredClone(detail);
+    otherType.action_type = "unblock_entity";
+    expect(verifyAction(otherType as VerifiableAction, vkey).ok).toBe(false);
+    // A request that went ahead with its verdicts removed, or with fewer required, does not verify.
+    const noVerdicts = structuredClone(detail);
+    noVerdicts.approvals = [];
+    expect(verifyAction(noVerdicts as VerifiableAction, vkey)).toMatchObject({ ok: false, approvals: { valid: 0, required: 1, sufficient: false } });
+    const fewerRequired = structuredClone(detail);
+    fewerRequired.approvals_required = 0;
+    expect(verifyAction(fewerRequired as VerifiableAction, vkey).ok).toBe(false);
   });
 
   it("refuses every forbidden transition with its code", async () => {

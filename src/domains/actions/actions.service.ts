@@ -12,6 +12,7 @@ import { decodeCursor, toPage, type Page } from "../../lib/pagination.ts";
 import type { Clock } from "../../lib/time.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { Permission } from "../identity/permissions.ts";
+import { ROLE_PERMISSIONS } from "../identity/permissions.ts";
 import { actorIdentity, actorName, hasPermission, requirePermission, systemActor, type Actor } from "../identity/principal.ts";
 import type { PolicyService } from "../policy/policy.service.ts";
 import type { ActionsRepo, ActionRow, ApprovalRow, DeliveryRow, HistoryRow } from "./actions.repo.ts";
@@ -383,8 +384,11 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
     const statement: VerdictStatement = {
       kind: STATEMENT_KIND,
       request_id: row.id,
+      action_type: row.actionType,
       payload_hash: row.payloadHash,
+      requested_by_id: row.requestedById,
       decision: row.decisionOutcome,
+      approvals_required: row.approvalsRequired,
       approver: who,
       verdict,
       note,
@@ -463,10 +467,11 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
   // ---------------------------------------------------------------- cancel, expire
 
   const cancel = async (actor: Actor, id: string, note = ""): Promise<ActionView> => {
-    requirePermission(actor, "actions:read");
+    requirePermission(actor, "actions:request");
     const row = await load(id);
     const isRequester = identityKey(actor) === `${row.requestedByType}:${row.requestedById}`;
-    const isAdmin = actor.principal.kind === "system" || actor.principal.role === "admin";
+    // Admin by what this credential holds, not by its owner's role: a narrow key of an admin is not one.
+    const isAdmin = actor.principal.kind === "system" || [...ROLE_PERMISSIONS.admin].every((p) => actor.principal.permissions.has(p));
     if (!isRequester && !isAdmin) throw COMMON_ERRORS.FORBIDDEN(`only the requester (${row.requestedBy}) or an admin may cancel action request ${row.id}`);
     await refuseIfExpired(row);
     if (row.status !== "pending") throw conflict(row, "cancel");

@@ -1,6 +1,7 @@
 // Signed verdicts: every approval and rejection is an Ed25519 signature (the server's audit signing
-// key) over the RFC 8785 canonical JSON of a statement naming the request, the payload's hash, the
-// policy decision, the approver, the verdict, the note and the time. Shared by the server (signing)
+// key) over the RFC 8785 canonical JSON of a statement naming the request, its action type, the
+// payload's hash, the requester, the policy decision and the approvals it required, the approver, the
+// verdict, the note and the time. Shared by the server (signing)
 // and `portcullis action verify` (checking offline with the public key), so both build the same bytes.
 import { createHash, sign, verify, type KeyObject } from "node:crypto";
 import { canonicalize } from "../../lib/jcs.ts";
@@ -11,8 +12,11 @@ export const STATEMENT_KIND = "portcullis.action-verdict.v1";
 export type VerdictStatement = {
   kind: typeof STATEMENT_KIND;
   request_id: string;
+  action_type: string;
   payload_hash: string;
+  requested_by_id: string;
   decision: string;
+  approvals_required: number;
   approver: { type: string; id: string; name: string };
   verdict: "approve" | "reject";
   note: string;
@@ -29,8 +33,12 @@ export const signStatement = (privateKey: KeyObject, s: VerdictStatement): strin
 /** The shape of a request as GET /security/actions/{id} serves it (the fields verification needs). */
 export type VerifiableAction = {
   id: string;
+  action_type: string;
+  status: string;
   payload: unknown;
   payload_hash: string;
+  requested_by_id: string;
+  approvals_required: number;
   decision: { outcome: string };
   approvals: {
     approver: { type: string; id: string; name: string };
@@ -49,6 +57,8 @@ export type VerificationResult = {
   payload_hash_ok: boolean;
   key_id: string;
   verdicts: { approver: string; verdict: string; signed_at: string; valid: boolean; problem: string | null }[];
+  /** Distinct valid approvals by someone other than the requester, against what the decision required. */
+  approvals: { valid: number; required: number; sufficient: boolean };
   ok: boolean;
 };
 
@@ -66,8 +76,11 @@ export const verifyAction = (action: VerifiableAction, verifierKey: string): Ver
     const statement: VerdictStatement = {
       kind: STATEMENT_KIND,
       request_id: action.id,
+      action_type: action.action_type,
       payload_hash: recomputed,
+      requested_by_id: action.requested_by_id,
       decision: action.decision.outcome,
+      approvals_required: action.approvals_required,
       approver: { type: a.approver.type, id: a.approver.id, name: a.approver.name },
       verdict: a.verdict,
       note: a.note,
@@ -84,7 +97,20 @@ export const verifyAction = (action: VerifiableAction, verifierKey: string): Ver
       }
       if (!good) problem = "signature does not match the request, its payload, the decision or this verdict";
     }
-    return { approver: a.approver.name, verdict: a.verdict, signed_at: a.signed_at, valid: problem === null, problem };
+    if (problem === null && a.verdict === "approve" && a.approver.id === action.requested_by_id) problem = "the requester approved their own request";
+    return { approverId: a.approver.id, approver: a.approver.name, verdict: a.verdict, signed_at: a.signed_at, valid: problem === null, problem };
   });
-  return { request_id: action.id, payload_hash_ok: payloadOk, key_id: keyIdHex, verdicts, ok: payloadOk && verdicts.every((v) => v.valid) };
+  // A request that went ahead (approved, executed, failed) must carry enough valid approvals: deleting
+  // verdict rows must not leave a request that verifies with fewer than its decision required.
+  const validApprovers = new Set(verdicts.filter((v) => v.valid && v.verdict === "approve").map((v) => v.approverId));
+  const wentAhead = ["approved", "executed", "failed"].includes(action.status) && action.decision.outcome !== "ALLOW";
+  const sufficient = !wentAhead || validApprovers.size >= action.approvals_required;
+  return {
+    request_id: action.id,
+    payload_hash_ok: payloadOk,
+    key_id: keyIdHex,
+    verdicts: verdicts.map(({ approverId: _id, ...v }) => v),
+    approvals: { valid: validApprovers.size, required: action.approvals_required, sufficient },
+    ok: payloadOk && sufficient && verdicts.every((v) => v.valid),
+  };
 };
