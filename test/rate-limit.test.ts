@@ -15,7 +15,7 @@ const login = (t: TestApp | { app: TestApp["app"] }, remoteAddress: string) =>
 describe.each(DB_KINDS)("rate limits on %s", (kind) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp(kind, { config: { "rateLimit.enabled": true, "rateLimit.loginPerMinute": 3, "rateLimit.managementPerMinute": 5, "auth.argon2MemoryKiB": 8192 } });
+    t = await createTestApp(kind, { config: { "rateLimit.enabled": true, "rateLimit.loginPerMinute": 3, "rateLimit.managementPerMinute": 5, "rateLimit.authFailuresPerMinute": 4, "auth.argon2MemoryKiB": 8192 } });
   });
   afterAll(async () => t?.close());
 
@@ -41,6 +41,18 @@ describe.each(DB_KINDS)("rate limits on %s", (kind) => {
     for (let i = 0; i < 5; i++) expect((await call(a.token)).statusCode).toBe(200);
     expect((await call(a.token)).statusCode).toBe(429);
     expect((await call(b.token)).statusCode).toBe(200);
+  });
+
+  it("limits failed authentications per address before any route limit", async () => {
+    const address = freshAddress();
+    const bad = () => t.app.inject({ method: "GET", url: "/security/policy/", remoteAddress: address, headers: t.auth(`pc_${"x".repeat(43)}`) });
+    for (let i = 0; i < 4; i++) expect((await bad()).statusCode).toBe(401);
+    const limited = await bad();
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ code: "RATE_LIMITED" });
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    // Another address with a good key is unaffected.
+    expect((await t.app.inject({ method: "GET", url: "/security/policy/", remoteAddress: freshAddress(), headers: t.auth() })).statusCode).toBe(200);
   });
 
   it("never limits health probes and counts enforcement checks separately", async () => {

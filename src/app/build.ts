@@ -187,7 +187,10 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     xXssProtection: false,
   });
   if (config.http.corsOrigins.length) await app.register(cors, { origin: [...config.http.corsOrigins] });
-  await app.register(authPlugin, { identity: services.identity });
+  await app.register(authPlugin, {
+    identity: services.identity,
+    ...(config.rateLimit.enabled ? { authFailuresPerMinute: config.rateLimit.authFailuresPerMinute } : {}),
+  });
   // Shared counters across nodes when Redis is configured; commands fail fast rather than queue
   // while it is unreachable (the limiter then fails open).
   const redis = config.redisUrl

@@ -1,6 +1,6 @@
 // Cross-cutting plugins: request ids, problem+json errors, authentication and default-deny
 // permission checks. Wrapped with fastify-plugin so they apply to every route.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { COMMON_ERRORS, validationError } from "../lib/errors.ts";
 import type { IdentityService } from "../domains/identity/identity.service.ts";
@@ -75,9 +75,51 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 // Our keys are 46 characters and access tokens about 400; anything much longer is not a credential.
 const MAX_CREDENTIAL_LENGTH = 2048;
 
-export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: IdentityService }) => {
+/**
+ * Failed authentications per client address in a fixed one-minute window, on this node. A flood of
+ * made-up keys or forged tokens would otherwise cost a lookup each and never meet a route's limit
+ * (those run after authentication).
+ */
+const authFailureCounter = (perMinute: number | undefined) => {
+  const windows = new Map<string, { start: number; count: number }>();
+  const MAX_ADDRESSES = 100_000;
+  return {
+    /** Seconds until this address may try again, or 0. */
+    blockedFor(ip: string, now: number): number {
+      if (perMinute === undefined) return 0;
+      const w = windows.get(ip);
+      if (!w || now - w.start >= 60_000 || w.count < perMinute) return 0;
+      return Math.ceil((w.start + 60_000 - now) / 1000);
+    },
+    fail(ip: string, now: number) {
+      if (perMinute === undefined) return;
+      const w = windows.get(ip);
+      if (!w || now - w.start >= 60_000) {
+        if (windows.size >= MAX_ADDRESSES) windows.clear();
+        windows.set(ip, { start: now, count: 1 });
+      } else w.count++;
+    },
+  };
+};
+
+export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: IdentityService; authFailuresPerMinute?: number }) => {
   app.decorateRequest("principal", null);
-  app.addHook("onRequest", async (request) => {
+  const failures = authFailureCounter(opts.authFailuresPerMinute);
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply, token: string) => {
+    const ip = request.ip ?? "unknown";
+    const wait = failures.blockedFor(ip, Date.now());
+    if (wait > 0) {
+      void reply.header("retry-after", String(wait));
+      throw COMMON_ERRORS.RATE_LIMITED(`too many failed authentications from this address; retry in ${wait} s`, { retry_after_seconds: wait });
+    }
+    try {
+      return await opts.identity.authenticate(token, request.ip ?? null);
+    } catch (error) {
+      if ((error as { status?: number }).status === 401) failures.fail(ip, Date.now());
+      throw error;
+    }
+  };
+  app.addHook("onRequest", async (request, reply) => {
     // No matched route: the not-found handler answers 404.
     if (request.is404) return;
     const { permission, optionalAuth, passwordChangeExempt, sessionOnly } = request.routeOptions.config;
@@ -90,10 +132,10 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: Iden
     if (permission === "public") {
       // Optional identity (logout): an expired or revoked access token must not stop the caller
       // from ending its session with the refresh token instead.
-      request.principal = await opts.identity.authenticate(match[1]!, request.ip ?? null).catch(() => null);
+      request.principal = await authenticate(request, reply, match[1]!).catch(() => null);
       return;
     }
-    const principal = await opts.identity.authenticate(match[1]!, request.ip ?? null);
+    const principal = await authenticate(request, reply, match[1]!);
     request.principal = principal;
     if (permission === undefined)
       throw COMMON_ERRORS.FORBIDDEN("this route declares no permission, so it is denied to everyone (default deny)");

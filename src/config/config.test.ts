@@ -96,6 +96,7 @@ describe("defaults", () => {
         managementPerMinute: 100,
         ingestPerMinute: 12_000,
         enforcementPerMinute: 1_200_000,
+        authFailuresPerMinute: 60,
       },
       blocklist: { protectedNetworks: [], maxPrefixV4: 8, maxPrefixV6: 32, sweepIntervalSeconds: 30 },
       rules: { defaultOutcome: "REQUIRE_APPROVAL", defaultApprovals: 1, simulationMaxDecisions: 100_000 },
@@ -112,7 +113,7 @@ describe("defaults", () => {
       },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(64);
+    expect(Object.keys(sources)).toHaveLength(65);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 

@@ -102,6 +102,9 @@ export const configSchema = z.strictObject({
       managementPerMinute: z.number().int().min(1).default(100),
       ingestPerMinute: z.number().int().min(1).default(12_000),
       enforcementPerMinute: z.number().int().min(1).default(1_200_000),
+      // Failed authentications (unknown, revoked or forged credentials) per client address, counted
+      // per node before any route limit: garbage credentials never reach the limiter of a route.
+      authFailuresPerMinute: z.number().int().min(1).default(60),
     })
     .prefault({}),
   blocklist: z
