@@ -6,80 +6,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createHash } from "node:crypto";
 import { createTestApp, DB_KINDS, type TestApp } from "./helpers/harness.ts";
 import { manualClock } from "../src/lib/time.ts";
+import { tools, type Tokens } from "./helpers/identity-tools.ts";
 
 const FAST = { "auth.argon2MemoryKiB": 8192, "auth.argon2Iterations": 1 };
 const DAY = 86_400_000;
 const VIEWER_PERMISSIONS = ["actions:read", "audit:read", "blocklist:check", "blocklist:read", "events:read", "keys:own", "policy:read", "rules:read"];
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
-type Tokens = { access_token: string; refresh_token: string; session_id: string; expires_in: number; password_change_required: boolean; token_type: string };
-type Leaf = { index: number; action: string; actor: { name: string }; target: { type: string; id: string } | null; before: any; after: any; details: any };
-
-/** Request helpers bound to a suite's app; every credential they see is remembered for the leak scan. */
-const tools = (getT: () => TestApp) => {
-  const secrets = new Set<string>();
-  const keep = (...values: (string | undefined | null)[]) => {
-    for (const v of values) if (typeof v === "string" && v.length >= 8) secrets.add(v);
-  };
-  const call = (method: "GET" | "POST" | "DELETE", url: string, options: { body?: unknown; token?: string | null; headers?: Record<string, string>; ip?: string } = {}) => {
-    const t = getT();
-    if (options.token) keep(options.token);
-    return t.app.inject({
-      method,
-      url,
-      ...(options.body !== undefined ? { payload: options.body as object } : {}),
-      headers: { ...(options.token === null ? {} : t.auth(options.token)), ...options.headers },
-      ...(options.ip ? { remoteAddress: options.ip } : {}),
-    });
-  };
-  const post = (url: string, body?: unknown, token?: string | null) => call("POST", url, { body, token });
-  const get = (url: string, token?: string | null) => call("GET", url, { token });
-  const del = (url: string, token?: string | null) => call("DELETE", url, { token });
-  const createUser = async (username: string, role: string, password?: string, kind?: "human" | "service") => {
-    keep(password);
-    const res = await post("/users", { username, role, ...(password ? { password } : {}), ...(kind ? { kind } : {}) });
-    expect(res.statusCode, res.body).toBe(201);
-    keep(res.json().temporary_password);
-    return res.json() as { user: { id: string; username: string }; temporary_password?: string };
-  };
-  const login = async (username: string, password: string, headers: Record<string, string> = {}) => {
-    keep(password);
-    const res = await call("POST", "/auth/login", { body: { username, password }, token: null, headers });
-    if (res.statusCode === 200) keep(res.json().access_token, res.json().refresh_token);
-    return res;
-  };
-  const loginOk = async (username: string, password: string, headers: Record<string, string> = {}): Promise<Tokens> => {
-    const res = await login(username, password, headers);
-    expect(res.statusCode, res.body).toBe(200);
-    return res.json();
-  };
-  const refresh = async (token: string) => {
-    keep(token);
-    const res = await call("POST", "/auth/refresh", { body: { refresh_token: token }, token: null });
-    if (res.statusCode === 200) keep(res.json().access_token, res.json().refresh_token);
-    return res;
-  };
-  const audit = async (action?: string): Promise<Leaf[]> => {
-    const rows = await getT().db.query<{ leaf: string }>("SELECT leaf FROM audit_log ORDER BY seq");
-    return rows.map((r) => JSON.parse(r.leaf) as Leaf).filter((l) => action === undefined || l.action === action);
-  };
-  const userRow = async (username: string) =>
-    (await getT().db.query<Record<string, any>>("SELECT * FROM users WHERE lower(username) = lower($1)", [username]))[0];
-  /** No remembered secret in any audit leaf or app log line. */
-  const scan = async () => {
-    const t = getT();
-    const leaves = (await t.db.query<{ leaf: string }>("SELECT leaf FROM audit_log")).map((r) => r.leaf);
-    expect(leaves.length).toBeGreaterThan(2);
-    expect(secrets.size).toBeGreaterThan(0);
-    const found: string[] = [];
-    for (const secret of secrets) {
-      for (const leaf of leaves) if (leaf.includes(secret)) found.push(`audit: ${secret.slice(0, 12)}… in ${leaf.slice(0, 160)}`);
-      for (const line of t.logs) if (line.includes(secret)) found.push(`log: ${secret.slice(0, 12)}… in ${line.slice(0, 160)}`);
-    }
-    expect(found).toEqual([]);
-  };
-  return { secrets, keep, call, post, get, del, createUser, login, loginOk, refresh, audit, userRow, scan };
-};
 
 /** A problem body with its per-request fields blanked, for byte comparison. */
 const anonymous = (body: string) => {
@@ -92,7 +25,7 @@ const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("bas
 describe.each(DB_KINDS)("identity: API keys on %s", (kind) => {
   let t: TestApp;
   const clock = manualClock("2026-06-01T00:00:00.000Z");
-  const x = tools(() => t);
+  const x = tools(() => t, { leaves: 2, secrets: 0 });
   const KIM = "Keys-Passw0rd-K";
   let kim: Tokens;
   beforeAll(async () => {
@@ -341,7 +274,7 @@ describe.each(DB_KINDS)("identity: API keys on %s", (kind) => {
 
 describe.each(DB_KINDS)("identity: user administration on %s", (kind) => {
   let t: TestApp;
-  const x = tools(() => t);
+  const x = tools(() => t, { leaves: 2, secrets: 0 });
   beforeAll(async () => {
     t = await createTestApp(kind, { config: FAST });
   });
@@ -465,7 +398,7 @@ describe.each(DB_KINDS)("identity: user administration on %s", (kind) => {
 
 describe.each(DB_KINDS)("identity: oversized and malformed credentials on %s", (kind) => {
   let t: TestApp;
-  const x = tools(() => t);
+  const x = tools(() => t, { leaves: 2, secrets: 0 });
   beforeAll(async () => {
     t = await createTestApp(kind, { config: FAST });
     await x.createUser("mona", "viewer", "Malformed-Passw0rd-M");
