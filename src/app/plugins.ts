@@ -8,7 +8,7 @@ import type { RoutePermission } from "../domains/identity/permissions.ts";
 import type { Actor, Principal } from "../domains/identity/principal.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { pgErrorCode } from "../db/errors.ts";
-import type { RateClass } from "./rate-limit.ts";
+import { authFailureCounter, type RateClass } from "./rate-limit.ts";
 import { ACCOUNT_ERRORS } from "../domains/identity/accounts.service.ts";
 
 declare module "fastify" {
@@ -74,33 +74,6 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 // Our keys are 46 characters and access tokens about 400; anything much longer is not a credential.
 const MAX_CREDENTIAL_LENGTH = 2048;
-
-/**
- * Failed authentications per client address in a fixed one-minute window, on this node. A flood of
- * made-up keys or forged tokens would otherwise cost a lookup each and never meet a route's limit
- * (those run after authentication).
- */
-const authFailureCounter = (perMinute: number | undefined) => {
-  const windows = new Map<string, { start: number; count: number }>();
-  const MAX_ADDRESSES = 100_000;
-  return {
-    /** Seconds until this address may try again, or 0. */
-    blockedFor(ip: string, now: number): number {
-      if (perMinute === undefined) return 0;
-      const w = windows.get(ip);
-      if (!w || now - w.start >= 60_000 || w.count < perMinute) return 0;
-      return Math.ceil((w.start + 60_000 - now) / 1000);
-    },
-    fail(ip: string, now: number) {
-      if (perMinute === undefined) return;
-      const w = windows.get(ip);
-      if (!w || now - w.start >= 60_000) {
-        if (windows.size >= MAX_ADDRESSES) windows.clear();
-        windows.set(ip, { start: now, count: 1 });
-      } else w.count++;
-    },
-  };
-};
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: IdentityService; authFailuresPerMinute?: number }) => {
   app.decorateRequest("principal", null);

@@ -1,7 +1,8 @@
 // Rate limits by route class (@fastify/rate-limit): login and token endpoints per client address,
 // everything else per authenticated principal (or address when anonymous), with separate, high
 // ceilings for ingestion and enforcement-point traffic. With a Redis URL the counters live in
-// Redis so the limits hold across nodes; without one they are per process.
+// Redis so the limits hold across nodes; without one they are per process. Failed authentications
+// are counted here too, per address and per node, before any route limit applies.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import rateLimit from "@fastify/rate-limit";
@@ -61,3 +62,30 @@ export const rateLimitPlugin = fp(async (app: FastifyInstance, opts: { settings:
       }),
   });
 });
+
+/**
+ * Failed authentications per client address in a fixed one-minute window, on this node. A flood of
+ * made-up keys or forged tokens would otherwise cost a lookup each and never meet a route's limit
+ * (those run after authentication).
+ */
+export const authFailureCounter = (perMinute: number | undefined) => {
+  const windows = new Map<string, { start: number; count: number }>();
+  const MAX_ADDRESSES = 100_000;
+  return {
+    /** Seconds until this address may try again, or 0. */
+    blockedFor(ip: string, now: number): number {
+      if (perMinute === undefined) return 0;
+      const w = windows.get(ip);
+      if (!w || now - w.start >= 60_000 || w.count < perMinute) return 0;
+      return Math.ceil((w.start + 60_000 - now) / 1000);
+    },
+    fail(ip: string, now: number) {
+      if (perMinute === undefined) return;
+      const w = windows.get(ip);
+      if (!w || now - w.start >= 60_000) {
+        if (windows.size >= MAX_ADDRESSES) windows.clear();
+        windows.set(ip, { start: now, count: 1 });
+      } else w.count++;
+    },
+  };
+};

@@ -1,7 +1,8 @@
 // SQL of the action workflow. Every state change is a conditional UPDATE (`WHERE status IN (...)`)
 // so that of several concurrent callers exactly one sees a row come back; the rest see none.
-import { and, asc, desc, eq, gte, inArray, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, lte, sql, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
+import { newestFirst, olderThan } from "../../db/keyset.ts";
 import type { TimeIdCursor } from "../../lib/pagination.ts";
 import { actionApprovals, actionHistory, actionRequests as r, actionWebhookDeliveries as d } from "./actions.tables.ts";
 
@@ -34,12 +35,12 @@ export const actionsRepo = (db: Executor) => ({
     if (filter.requestedBy) where.push(sql`(${r.requestedBy} = ${filter.requestedBy} OR ${r.requestedById} = ${filter.requestedBy})`);
     if (filter.createdFrom) where.push(gte(r.createdAt, filter.createdFrom));
     if (filter.createdTo) where.push(lte(r.createdAt, filter.createdTo));
-    if (after) where.push(sql`(${r.createdAt}, ${r.id}) < (${new Date(after.t)}, ${after.id}::uuid)`);
+    if (after) where.push(olderThan(r.createdAt, r.id, after));
     return ex
       .select()
       .from(r)
       .where(where.length ? and(...where) : undefined)
-      .orderBy(desc(r.createdAt), desc(r.id))
+      .orderBy(...newestFirst(r.createdAt, r.id))
       .limit(limit);
   },
   /** The one way a request changes state: only from one of `from`; undefined when another caller won. */

@@ -1,7 +1,8 @@
 // SQL for blocked entities. "Active" in every read means active AND not yet expired, so expiry is
 // exact to the instant even before the sweep records it.
-import { and, desc, eq, gt, gte, ilike, isNull, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, gte, ilike, isNull, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
+import { newestFirst, olderThan } from "../../db/keyset.ts";
 import type { TimeIdCursor } from "../../lib/pagination.ts";
 import { blockedEntities as b } from "./blocklist.tables.ts";
 import type { EntityType } from "./blocklist.schemas.ts";
@@ -46,12 +47,12 @@ export const blocklistRepo = (db: Executor) => ({
     if (filter.q) where.push(ilike(b.value, `%${escapeLike(filter.q)}%`));
     if (filter.createdFrom) where.push(gte(b.createdAt, filter.createdFrom));
     if (filter.createdTo) where.push(lte(b.createdAt, filter.createdTo));
-    if (after) where.push(sql`(${b.createdAt}, ${b.id}) < (${new Date(after.t)}, ${after.id}::uuid)`);
+    if (after) where.push(olderThan(b.createdAt, b.id, after));
     return ex
       .select()
       .from(b)
       .where(where.length ? and(...where) : undefined)
-      .orderBy(desc(b.createdAt), desc(b.id))
+      .orderBy(...newestFirst(b.createdAt, b.id))
       .limit(limit);
   },
   /** Conditional: only a block that is still effectively active is deactivated (one winner under concurrency). */

@@ -1,7 +1,8 @@
 // SQL for rule versions and recorded decisions. Lifecycle updates are conditional on the status they
 // leave, so of two concurrent transitions exactly one finds the row in that status.
-import { and, asc, desc, eq, gte, inArray, lt, max, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, lt, max, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
+import { newestFirst, olderThan } from "../../db/keyset.ts";
 import type { TimeIdCursor } from "../../lib/pagination.ts";
 import { ruleDecisions as d, rules as r } from "./rules.tables.ts";
 
@@ -35,12 +36,12 @@ export const rulesRepo = (db: Executor) => ({
     if (filter.name) where.push(eq(r.name, filter.name));
     if (filter.status) where.push(eq(r.status, filter.status));
     if (filter.target) where.push(eq(r.target, filter.target));
-    if (after) where.push(sql`(${r.createdAt}, ${r.id}) < (${new Date(after.t)}, ${after.id}::uuid)`);
+    if (after) where.push(olderThan(r.createdAt, r.id, after));
     return ex
       .select()
       .from(r)
       .where(where.length ? and(...where) : undefined)
-      .orderBy(desc(r.createdAt), desc(r.id))
+      .orderBy(...newestFirst(r.createdAt, r.id))
       .limit(limit);
   },
   active: async (ex: Executor = db): Promise<RuleRow[]> => ex.select().from(r).where(eq(r.status, "ACTIVE")).orderBy(asc(r.name)),
