@@ -26,11 +26,28 @@ declare module "fastify" {
     sessionOnly?: boolean;
     /** Which rate limit applies (see rate-limit.ts); default "management", health and docs none. */
     rateClass?: RateClass;
+    /**
+     * A machine credential scheme registered in `app.machineAuth` (a sensor's X-HONEYPOT-KEY, a
+     * bouncer's X-Api-Key, a watcher's token) instead of a Bearer API key or access token. The
+     * scheme returns the machine's principal; `permission` is then checked against it as usual.
+     */
+    credential?: string;
   }
   interface FastifyRequest {
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /** Machine credential schemes by name; a domain registers its own before its routes. */
+    machineAuth: Map<string, MachineAuthenticator>;
+  }
 }
+
+/**
+ * Reads a machine's credential from the request and returns its principal, or throws (a 401/403
+ * AppError, or a protocol-specific error the scheme's routes know how to render). A throw with
+ * status 401 counts as a failed authentication for the per-address limiter.
+ */
+export type MachineAuthenticator = (request: FastifyRequest, reply: FastifyReply) => Promise<Principal>;
 
 /**
  * Path of the first string PostgreSQL text or canonical JSON cannot hold unchanged (a NUL, or a lone
@@ -77,6 +94,7 @@ const MAX_CREDENTIAL_LENGTH = 2048;
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: IdentityService; authFailuresPerMinute?: number }) => {
   app.decorateRequest("principal", null);
+  app.decorate("machineAuth", new Map<string, MachineAuthenticator>());
   const failures = authFailureCounter(opts.authFailuresPerMinute);
   const authenticate = async (request: FastifyRequest, reply: FastifyReply, token: string) => {
     const ip = request.ip ?? "unknown";
@@ -95,7 +113,31 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: { identity: Iden
   app.addHook("onRequest", async (request, reply) => {
     // No matched route: the not-found handler answers 404.
     if (request.is404) return;
-    const { permission, optionalAuth, passwordChangeExempt, sessionOnly } = request.routeOptions.config;
+    const { permission, optionalAuth, passwordChangeExempt, sessionOnly, credential } = request.routeOptions.config;
+    if (credential !== undefined) {
+      const scheme = app.machineAuth.get(credential);
+      if (!scheme || permission === undefined || permission === "public" || permission === "authenticated")
+        throw COMMON_ERRORS.FORBIDDEN("this route declares no usable machine permission, so it is denied to everyone (default deny)");
+      const ip = request.ip ?? "unknown";
+      const wait = failures.blockedFor(ip, Date.now());
+      if (wait > 0) {
+        void reply.header("retry-after", String(wait));
+        throw COMMON_ERRORS.RATE_LIMITED(`too many failed authentications from this address; retry in ${wait} s`, { retry_after_seconds: wait });
+      }
+      let principal: Principal;
+      try {
+        principal = await scheme(request, reply);
+      } catch (error) {
+        if ((error as { status?: number }).status === 401) failures.fail(ip, Date.now());
+        throw error;
+      }
+      request.principal = principal;
+      if (!principal.permissions.has(permission))
+        throw COMMON_ERRORS.FORBIDDEN(`this needs the permission ${permission}, which this ${credential} credential does not have`, {
+          required_permission: permission,
+        });
+      return;
+    }
     const header = request.headers.authorization;
     if (permission === "public" && !(optionalAuth && header)) return;
     if (!header) throw COMMON_ERRORS.UNAUTHENTICATED("send an API key or access token as Authorization: Bearer <credential>");

@@ -25,7 +25,7 @@ const classOf = (request: FastifyRequest): RateClass => {
 const subjectOf = (request: FastifyRequest, cls: RateClass): string => {
   const p = request.principal;
   if (cls === "login" || cls === "auth" || !p) return `ip:${request.ip}`;
-  if (p.kind === "system") return `system:${p.name}`;
+  if (p.kind === "system") return p.machine ? `${p.machine.type}:${p.machine.id}` : `system:${p.name}`;
   return p.keyId ? `key:${p.keyId}` : `user:${p.userId}`;
 };
 

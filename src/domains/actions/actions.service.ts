@@ -127,7 +127,7 @@ const deliveryView = (d: DeliveryRow) => ({
 /** The principal acting with extra permissions that an approved request (or a read-only report) authorises. */
 const withGrants = (actor: Actor, grants: readonly Permission[]): Actor => {
   const p = actor.principal;
-  if (p.kind === "system") return actor;
+  if (p.kind === "system" && !p.machine) return actor;
   return { ...actor, principal: { ...p, permissions: new Set([...p.permissions, ...grants]) } };
 };
 
@@ -471,7 +471,7 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
     const row = await load(id);
     const isRequester = identityKey(actor) === `${row.requestedByType}:${row.requestedById}`;
     // Admin by what this credential holds, not by its owner's role: a narrow key of an admin is not one.
-    const isAdmin = actor.principal.kind === "system" || [...ROLE_PERMISSIONS.admin].every((p) => actor.principal.permissions.has(p));
+    const isAdmin = (actor.principal.kind === "system" && !actor.principal.machine) || [...ROLE_PERMISSIONS.admin].every((p) => actor.principal.permissions.has(p));
     if (!isRequester && !isAdmin) throw COMMON_ERRORS.FORBIDDEN(`only the requester (${row.requestedBy}) or an admin may cancel action request ${row.id}`);
     await refuseIfExpired(row);
     if (row.status !== "pending") throw conflict(row, "cancel");

@@ -21,8 +21,27 @@ export type UserPrincipal = {
   mustChangePassword?: boolean;
 };
 
-/** The system itself: expiry sweeps, bootstrap, later the sentinel. */
-export type SystemPrincipal = { kind: "system"; name: string; permissions: ReadonlySet<Permission> };
+/**
+ * The system itself (expiry sweeps, bootstrap, the sentinel), or a machine that authenticated with
+ * a credential of its own (a honeypot sensor's key, a bouncer's key, a watcher's token): `machine`
+ * is set then, and `permissions` holds only what that machine may do.
+ */
+export type SystemPrincipal = {
+  kind: "system";
+  name: string;
+  permissions: ReadonlySet<Permission>;
+  machine?: { type: MachineType; id: string };
+};
+export const MACHINE_TYPES = ["sensor", "bouncer", "watcher"] as const;
+export type MachineType = (typeof MACHINE_TYPES)[number];
+
+/** The principal of a machine credential (see authPlugin's `credential` route option). */
+export const machinePrincipal = (type: MachineType, id: string, name: string, permissions: readonly Permission[]): SystemPrincipal => ({
+  kind: "system",
+  name,
+  permissions: new Set(permissions),
+  machine: { type, id },
+});
 
 export type Principal = UserPrincipal | SystemPrincipal;
 
@@ -36,13 +55,16 @@ export const systemActor = (name: string): Actor => ({
 /** Stable identity for audit rows and created_by columns. */
 export const actorIdentity = (actor: Actor): { type: string; id: string; name: string } => {
   const p = actor.principal;
-  if (p.kind === "system") return { type: "system", id: p.name, name: `system:${p.name}` };
+  if (p.kind === "system")
+    return p.machine ? { type: p.machine.type, id: p.machine.id, name: `${p.machine.type}:${p.name}` } : { type: "system", id: p.name, name: `system:${p.name}` };
   return { type: "user", id: p.userId, name: p.keyPrefix ? `${p.username} (key ${p.keyPrefix})` : p.username };
 };
 
 /** Short display name used in created_by / deactivated_by columns. */
 export const actorName = (actor: Actor): string =>
-  actor.principal.kind === "system" ? `system:${actor.principal.name}` : actor.principal.username;
+  actor.principal.kind === "system"
+    ? `${actor.principal.machine?.type ?? "system"}:${actor.principal.name}`
+    : actor.principal.username;
 
 export const hasPermission = (principal: Principal, permission: Permission): boolean => principal.permissions.has(permission);
 
