@@ -44,6 +44,10 @@ import { actionsService } from "../domains/actions/actions.service.ts";
 import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
+import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
+import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
+import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
+import { credentialVault, type CredentialMode } from "../domains/sensors/credentials.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
@@ -64,6 +68,7 @@ export type BuildOptions = {
 
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const IDENTITY_CHANNEL = "portcullis_identity";
+const SENSORS_CHANNEL = "portcullis_sensors";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
@@ -102,6 +107,20 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
   passwords.warm().catch(() => {});
   const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  // Sensor keys are cached a few seconds per node; a deactivation or rotation clears every node's cache through NOTIFY.
+  const sensorFeed: SensorChangeFeed =
+    db.kind === "postgres" ? { publish: async (tx: Tx) => void (await tx.execute(sql`SELECT pg_notify(${SENSORS_CHANNEL}, '')`)) } : { publish: async () => {} };
+  const sensorCfg = config.sensors as typeof config.sensors & { credentials?: CredentialMode; credentialKeys?: string[] };
+  const sensors = sensorsService({
+    db,
+    repo: sensorsRepo(db.orm),
+    audit,
+    clock,
+    vault: credentialVault({ mode: sensorCfg.credentials ?? "redacted", keys: sensorCfg.credentialKeys ?? [] }),
+    settings: config.sensors,
+    changeFeed: sensorFeed,
+    ...(log ? { log } : {}),
+  });
   const actionStore = actionsRepo(db.orm);
   const actionWebhooks = webhookOutbox({ repo: actionStore, settings: config.actions, ...(log ? { log } : {}) });
   const actions = actionsService({
@@ -109,7 +128,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     repo: actionStore,
     audit,
     clock,
-    services: { blocklist, policy, keys, accounts },
+    services: { blocklist, policy, keys, accounts, sensors },
     policy,
     decisions: actionDecisions({ rules }),
     // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
@@ -118,7 +137,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, sensors };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -242,15 +261,19 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
+  await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
   // and is replayed on top of the snapshot (see BlockIndex), instead of being missed until restart.
   let stopListening: (() => Promise<void>) | undefined;
   let stopIdentity: (() => Promise<void>) | undefined;
+  let stopSensors: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
     const clear = () => services.identity.invalidateCache();
     stopIdentity = await db.listen(IDENTITY_CHANNEL, clear, clear);
+    const clearSensors = () => services.sensors.invalidateCache();
+    stopSensors = await db.listen(SENSORS_CHANNEL, clearSensors, clearSensors);
     stopListening = await db.listen(
       BLOCKLIST_CHANNEL,
       (payload) => {
@@ -320,6 +343,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();
+    await stopSensors?.();
     await services.rules.stop();
   });
 

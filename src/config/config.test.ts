@@ -111,9 +111,16 @@ describe("defaults", () => {
         webhookTimeoutMs: 5_000,
         sweepIntervalSeconds: 30,
       },
+      sensors: {
+        keyRotationGraceSeconds: 86_400,
+        batchMaxEvents: 10_000,
+        batchMaxBytes: 10_485_760,
+        eventMaxBytes: 65_536,
+        fieldMaxChars: 16_384,
+      },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(65);
+    expect(Object.keys(sources)).toHaveLength(70);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
