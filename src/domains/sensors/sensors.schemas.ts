@@ -65,12 +65,12 @@ export const listInstancesQuery = z.strictObject({
 });
 export type ListInstancesQuery = z.infer<typeof listInstancesQuery>;
 
-export const deactivateInstanceSchema = z.strictObject({ reason: z.string().max(1000).default("") }).optional();
+export const deactivateInstanceSchema = z.strictObject({ reason: z.string().max(1000).default("") }).nullish();
 export const rotateKeySchema = z
   .strictObject({
     grace_seconds: z.number().int().min(0).max(90 * 86_400).optional().describe("how long the previous key keeps working; default sensors.keyRotationGraceSeconds"),
   })
-  .optional();
+  .nullish();
 
 export const instancePageSchema = pageSchema(instanceSchema);
 

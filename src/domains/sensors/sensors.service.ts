@@ -342,7 +342,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
   const checkEvent = (ev: NormalizedEvent): { code: string; reason: string; path: string } | undefined => {
     if (Buffer.byteLength(ev.rawOriginal, "utf8") > settings.eventMaxBytes)
       return { code: "EVENT_TOO_LARGE", reason: `the event is larger than ${settings.eventMaxBytes} bytes`, path: "" };
-    if (ev.occurredAt && Number.isNaN(ev.occurredAt.getTime())) return { code: "INVALID_TIME", reason: "not a valid time", path: "occurred_at" };
+    if (ev.occurredAt && Number.isNaN(ev.occurredAt.getTime())) return { code: "EVENT_INVALID_TIME", reason: "not a valid time", path: "occurred_at" };
     for (const [value, at] of [
       [ev.payload, "payload"],
       [ev.secrets, "payload"],
@@ -352,9 +352,9 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
       [ev.rawOriginal, ""],
     ] as const) {
       const bad = badString(value, at, at === "" ? Number.MAX_SAFE_INTEGER : settings.fieldMaxChars);
-      if (bad) return { code: bad.message.startsWith("longer") ? "FIELD_TOO_LARGE" : "INVALID_STRING", reason: bad.message, path: bad.path };
+      if (bad) return { code: bad.message.startsWith("longer") ? "EVENT_FIELD_TOO_LARGE" : "EVENT_INVALID_STRING", reason: bad.message, path: bad.path };
     }
-    if (ev.detectedThreat !== null && ev.detectedThreat.length > 100) return { code: "FIELD_TOO_LARGE", reason: "longer than 100 characters", path: "detected_threat" };
+    if (ev.detectedThreat !== null && ev.detectedThreat.length > 100) return { code: "EVENT_FIELD_TOO_LARGE", reason: "longer than 100 characters", path: "detected_threat" };
     return undefined;
   };
 
@@ -498,7 +498,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const sensor = sensorOf(actor);
     const parsed = parseJson(body);
     if (!parsed.ok) throw COMMON_ERRORS.MALFORMED_BODY(`the body is not valid JSON: ${parsed.message}`);
-    const [result] = await store(sensor, [fromNative(parsed.value, body)]);
+    const [result] = await store(sensor, [fromNative(parsed.value, body, clock.now())]);
     if (result!.status === "rejected") throw itemRejected(result!);
     return { id: result!.id!, status: result!.status as "accepted" | "duplicate" };
   };
@@ -518,10 +518,11 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     if (split.tooMany)
       throw SENSOR_ERRORS.BATCH_TOO_LARGE(`a batch holds at most ${settings.batchMaxEvents} events`, { max_events: settings.batchMaxEvents });
     if (!split.items.length) throw SENSOR_ERRORS.EMPTY_BATCH("send a JSON array of events or one event per line (NDJSON)");
+    const now = clock.now();
     const results = await store(
       sensor,
       split.items.map((item) =>
-        item.error !== undefined ? { ok: false as const, code: "MALFORMED_EVENT", reason: item.error, path: "" } : fromNative(item.value, item.raw),
+        item.error !== undefined ? { ok: false as const, code: "EVENT_MALFORMED", reason: item.error, path: "" } : fromNative(item.value, item.raw, now),
       ),
     );
     return { ...totals(results), results };
@@ -542,7 +543,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const adapted: AdapterResult[] = split.items.map((item, index) => {
       const refuse = (code: number, text: string, reason: string): AdapterResult => {
         hecErrors.push({ index, code, text });
-        return { ok: false, code: "INVALID_HEC_EVENT", reason, path: "event" };
+        return { ok: false, code: "EVENT_INVALID_HEC", reason, path: "event" };
       };
       if (item.error !== undefined) return refuse(6, "Invalid data format", item.error);
       const envelope = item.value;
