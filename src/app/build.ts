@@ -45,6 +45,7 @@ import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { keyId } from "../lib/signed-note.ts";
+import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -118,7 +119,9 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks };
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault };
 };
 export type Services = ReturnType<typeof buildServices>;
 
