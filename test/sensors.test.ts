@@ -122,7 +122,7 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
       raw: JSON.stringify(event),
       processed: false,
     });
-    expect(listed[0].occurred_at).toBe("2026-11-20T09:00:00.000Z");
+    expect(listed[0]!.occurred_at).toBe("2026-11-20T09:00:00.000Z");
     const shown = (await call("GET", `/security/honeypot/instances/${id}`, viewer.token)).json();
     expect(shown.last_event_at).toBe("2026-11-20T09:00:00.000Z");
   });
@@ -145,7 +145,7 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect(body).toMatchObject({ total: 8, accepted: 2, duplicate: 1, rejected: 5 });
     const r = body.results as Json[];
     expect(r.map((x) => x.status)).toEqual(["accepted", "duplicate", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted"]);
-    expect(r[1].id).toBe(r[0].id);
+    expect(r[1]!.id).toBe(r[0]!.id);
     expect(r.slice(2, 7).map((x) => [x.code, x.path])).toEqual([
       ["EVENT_INVALID_SOURCE_IP", "source_ip"],
       ["EVENT_INVALID_TYPE", "event_type"],
@@ -442,8 +442,61 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect(await auditActions("sensor", id)).toEqual(["sensors.instance.created", "sensors.instance.deactivated"]);
   });
 
+  it("stores captured credentials encrypted: decrypted for telemetry:secrets, masked for everyone else", async () => {
+    const { id, key } = await register("secrets-1", "cowrie");
+    const envelope = JSON.stringify({ host: "h", event: { eventid: "cowrie.login.failed", src_ip: "198.51.100.99", username: "root", password: "Tr0ub4dor&3", session: "abc", timestamp: "2026-11-20T08:00:00Z" } });
+    expect((await post("/services/collector/event", key, envelope, "application/json", "authorization")).json()).toEqual({ text: "Success", code: 0 });
+    const [row] = await t.db.query<{ secrets: unknown; secrets_key_id: string; raw: string; payload: unknown }>("SELECT secrets, secrets_key_id, raw, payload FROM honeypot_events WHERE sensor_id = $1", [id]);
+    expect(row!.secrets_key_id).toBe("test");
+    expect(Buffer.from(row!.secrets as Uint8Array).toString("latin1")).not.toContain("Tr0ub4dor");
+    expect(row!.raw).not.toContain("Tr0ub4dor");
+    expect(JSON.stringify(row!.payload)).not.toContain("Tr0ub4dor");
+    const asViewer = (await call("GET", `/security/honeypot/events?sensor=${id}`, analyst.token)).json().items[0];
+    expect(asViewer.credentials).toEqual({ password: "********" });
+    expect(JSON.stringify(asViewer)).not.toContain("Tr0ub4dor");
+    const asAdmin = (await call("GET", `/security/honeypot/events?sensor=${id}`, t.adminToken)).json().items[0];
+    expect(asAdmin.credentials).toEqual({ password: "Tr0ub4dor&3" });
+    expect(asAdmin.payload).toMatchObject({ username: "root", outcome: "failed" });
+    // The service's listeners never see credentials either.
+    const replay = await t.app.services.sensors.eventsSince(new Date(0), String(Number(asAdmin.id) - 1), 1);
+    expect(JSON.stringify(replay)).not.toContain("Tr0ub4dor");
+  });
+
   it("never leaks a sensor key into the logs", () => {
     const joined = t.logs.join("\n");
     expect(joined).not.toMatch(/phk_[A-Za-z0-9_-]{43}/);
   });
+});
+
+describe.each(DB_KINDS)("sensor credential modes on %s", (kind) => {
+  for (const mode of ["plain", "redacted"] as const) {
+    it(`${mode}: credentials are ${mode === "plain" ? "kept, shown only to telemetry:secrets" : "never stored"}`, async () => {
+      const t = await createTestApp(kind, { config: { "sensors.credentials": mode } });
+      try {
+        const analyst = await createKeyForRole(t.db, "analyst");
+        const created = await t.app.inject({ method: "POST", url: "/security/honeypot/instances", headers: t.auth(), payload: { name: "m", honeypot_type: "cowrie" } });
+        const key = created.json().api_key as string;
+        rememberSecret(key);
+        const line = JSON.stringify({ eventid: "cowrie.login.success", src_ip: "198.51.100.98", username: "admin", password: "Corr3ct-Horse", session: "s", timestamp: "2026-11-20T08:00:00Z" });
+        const res = await t.app.inject({ method: "POST", url: "/services/collector/event", headers: { authorization: `Splunk ${key}` }, payload: `{"event":${line}}` });
+        expect(res.json()).toEqual({ text: "Success", code: 0 });
+        const [row] = await t.db.query<{ secrets: unknown; raw: string; payload: unknown }>("SELECT secrets, raw, payload FROM honeypot_events");
+        expect(row!.secrets).toBeNull();
+        const asAnalyst = (await t.app.inject({ method: "GET", url: "/security/honeypot/events", headers: t.auth(analyst.token) })).json().items[0];
+        const asAdmin = (await t.app.inject({ method: "GET", url: "/security/honeypot/events", headers: t.auth() })).json().items[0];
+        expect(JSON.stringify(asAnalyst)).not.toContain("Corr3ct-Horse");
+        if (mode === "plain") {
+          expect(row!.raw).toBe(`{"event":${line}}`);
+          expect(asAnalyst.credentials).toEqual({ password: "********" });
+          expect(asAdmin.credentials).toEqual({ password: "Corr3ct-Horse" });
+          expect(asAdmin.raw).toContain("Corr3ct-Horse");
+        } else {
+          expect(JSON.stringify(row)).not.toContain("Corr3ct-Horse");
+          expect(asAdmin.credentials).toBeNull();
+        }
+      } finally {
+        await t.close();
+      }
+    });
+  }
 });

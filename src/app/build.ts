@@ -47,8 +47,8 @@ import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
 import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
 import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
-import { credentialVault, type CredentialMode } from "../domains/sensors/credentials.ts";
 import { keyId } from "../lib/signed-note.ts";
+import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -110,13 +110,14 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // Sensor keys are cached a few seconds per node; a deactivation or rotation clears every node's cache through NOTIFY.
   const sensorFeed: SensorChangeFeed =
     db.kind === "postgres" ? { publish: async (tx: Tx) => void (await tx.execute(sql`SELECT pg_notify(${SENSORS_CHANNEL}, '')`)) } : { publish: async () => {} };
-  const sensorCfg = config.sensors as typeof config.sensors & { credentials?: CredentialMode; credentialKeys?: string[] };
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
   const sensors = sensorsService({
     db,
     repo: sensorsRepo(db.orm),
     audit,
     clock,
-    vault: credentialVault({ mode: sensorCfg.credentials ?? "redacted", keys: sensorCfg.credentialKeys ?? [] }),
+    vault: credentialVault,
     settings: config.sensors,
     changeFeed: sensorFeed,
     ...(log ? { log } : {}),
@@ -137,7 +138,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, sensors };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors };
 };
 export type Services = ReturnType<typeof buildServices>;
 
