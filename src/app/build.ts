@@ -45,6 +45,10 @@ import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { keyId } from "../lib/signed-note.ts";
+import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
+import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
+import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
+import { crowdsecAdminRoutes } from "../domains/crowdsec/crowdsec-admin.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -118,7 +122,12 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks };
+  // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
+  const crowdsecStore = crowdsecRepo(db.orm);
+  const crowdsec = {
+    bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
+  };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -242,6 +251,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
+  await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
+  await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -268,6 +279,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     );
   }
   await services.blocklist.reloadIndex();
+  // The decision mirror for bouncers (after the index: lookups resolve index hits through it).
+  await services.crowdsec.bouncers.start();
   // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
   await services.rules.start();
   let sweeping = false;
@@ -321,6 +334,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     await stopListening?.();
     await stopIdentity?.();
     await services.rules.stop();
+    await services.crowdsec.bouncers.stop();
   });
 
   await app.ready();
