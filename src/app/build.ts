@@ -340,3 +340,51 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.ready();
   return app;
 };
+
+/**
+ * The optional second listener (crowdsec.listen): a separate fastify instance serving only the
+ * CrowdSec Local API (/v1) over the main app's services, with the same authentication, limits and
+ * error handling. server.ts starts it after the main listener and closes it first.
+ */
+export const buildLapiApp = async (main: FastifyInstance, config: Config, options: { https?: { cert: Buffer; key: Buffer }; logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> => {
+  const lapi = Fastify({
+    ...(options.https ? { https: options.https } : {}),
+    logger: loggerOptions(config, options.logStream),
+    logController: new LogController({ disableRequestLogging: !config.log.requests }),
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, toAppError(error));
+    },
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+  });
+  lapi.removeContentTypeParser("text/plain");
+  lapi.setValidatorCompiler(validatorCompiler);
+  lapi.setSerializerCompiler(serializerCompiler);
+  lapi.decorate("services", main.services);
+  const routeTable: RouteEntry[] = [];
+  lapi.decorate("routeTable", routeTable);
+  lapi.addHook("onRoute", (route) => {
+    routeTable.push(route as RouteEntry);
+  });
+  await lapi.register(errorsPlugin);
+  await lapi.register(authPlugin, {
+    identity: main.services.identity,
+    ...(config.rateLimit.enabled ? { authFailuresPerMinute: config.rateLimit.authFailuresPerMinute } : {}),
+  });
+  await lapi.register(rateLimitPlugin, { settings: config.rateLimit });
+  await lapi.register(lapiRoutes, { bouncers: main.services.crowdsec.bouncers });
+  await lapi.ready();
+  return lapi;
+};
+
+/** "127.0.0.1:8080" or "[::1]:8080" -> host and port. */
+export const parseListen = (listen: string): { host: string; port: number } => {
+  const at = listen.lastIndexOf(":");
+  return { host: listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(listen.slice(at + 1)) };
+};

@@ -111,9 +111,10 @@ describe("defaults", () => {
         webhookTimeoutMs: 5_000,
         sweepIntervalSeconds: 30,
       },
+      crowdsec: { watcherTokenTtlSeconds: 3_600 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(65);
+    expect(Object.keys(sources)).toHaveLength(67);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
