@@ -45,6 +45,7 @@ import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { keyId } from "../lib/signed-note.ts";
+import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
 import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
 import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
@@ -122,12 +123,14 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
   const crowdsec = {
     bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
