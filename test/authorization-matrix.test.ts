@@ -117,6 +117,13 @@ const MATRIX: Record<string, Who> = {
   "POST /security/honeypot/ingest/opencanary": { machine: "sensor" },
   "POST /services/collector/event": { machine: "sensor" },
   "POST /services/collector": { machine: "sensor" },
+
+  // CrowdSec Local API (bouncers by X-Api-Key) and its admin API.
+  "GET /v1/decisions": { machine: "bouncer" },
+  "GET /v1/decisions/stream": { machine: "bouncer" },
+  "GET /crowdsec/bouncers": [...ADMIN],
+  "POST /crowdsec/bouncers": [...ADMIN],
+  "DELETE /crowdsec/bouncers/:id": [...ADMIN],
 };
 
 const allowed = (who: Who, principal: Principal): boolean => {

@@ -124,9 +124,10 @@ describe("defaults", () => {
         eventMaxBytes: 65_536,
         fieldMaxChars: 16_384,
       },
+      crowdsec: { watcherTokenTtlSeconds: 3_600 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(74);
+    expect(Object.keys(sources)).toHaveLength(75);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
