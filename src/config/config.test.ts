@@ -127,7 +127,7 @@ describe("defaults", () => {
       crowdsec: { watcherTokenTtlSeconds: 3_600 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(75);
+    expect(Object.keys(sources)).toHaveLength(76);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
