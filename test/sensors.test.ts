@@ -351,9 +351,15 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect(asForm.statusCode, asForm.body).toBe(200);
     expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: line(2000, { USERNAME: "admin", PASSWORD: "s3cret-pw" }) }))).json().status).toBe("duplicate");
     problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ msg: "x" })), 400, "VALIDATION_FAILED");
-    problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: "not json" })), 400, "VALIDATION_FAILED");
+    const notJson = problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: "not json" })), 400, "EVENT_INVALID_FIELD");
+    expect(notJson.errors[0].path).toBe("message");
+    // A custom log format that prefixes the line, and an internal message without a source address.
+    expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: `opencanary-1 ${line(4000, {}, "198.51.100.78")}` }))).statusCode).toBe(200);
+    expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: line(1001, { msg: "Canary running" }, "") }))).statusCode).toBe(200);
     const events = (await call("GET", `/security/honeypot/events?sensor=${id}`, viewer.token)).json().items as Json[];
     expect(events.map((e) => [e.event_type, e.source_ip, e.payload.sensor_event])).toEqual([
+      ["other", "0.0.0.0", "opencanary:1001"],
+      ["connection", "198.51.100.78", "opencanary:4000"],
       ["scan", "198.51.100.77", "opencanary:5001"],
       ["auth_attempt", "198.51.100.77", "opencanary:2000"],
     ]);

@@ -603,28 +603,24 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
   const ingestOpenCanary = async (actor: Actor, body: string, contentType: string): Promise<{ id: string; status: "accepted" | "duplicate" }> => {
     requirePermission(actor, "events:ingest");
     const sensor = sensorOf(actor);
-    let message: unknown;
+    // The adapter unwraps {"message": ...} itself (a custom log format may prefix the JSON line).
+    let value: unknown;
+    let text: string;
     if (/^application\/x-www-form-urlencoded/i.test(contentType)) {
-      message = new URLSearchParams(body).get("message") ?? undefined;
+      const message = new URLSearchParams(body).get("message");
+      if (message === null) throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as message=<json line>' }]);
+      value = { message };
+      text = message;
     } else {
       const parsed = parseJson(body);
       if (!parsed.ok) throw COMMON_ERRORS.MALFORMED_BODY(`the body is not valid JSON: ${parsed.message}`);
-      message = parsed.value !== null && typeof parsed.value === "object" ? (parsed.value as { message?: unknown }).message : undefined;
-    }
-    let line: string;
-    let value: unknown;
-    if (typeof message === "string") {
-      const parsed = parseJson(message);
-      if (!parsed.ok) throw validationError([{ path: "message", message: `not a JSON OpenCanary log line: ${parsed.message}` }]);
-      line = message;
       value = parsed.value;
-    } else if (message !== null && typeof message === "object") {
-      line = JSON.stringify(message);
-      value = message;
-    } else {
-      throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as {"message": "<json line>"}' }]);
+      text = body;
+      const v = value as { message?: unknown; logtype?: unknown } | null;
+      if (v === null || typeof v !== "object" || (v.logtype === undefined && typeof v.message !== "string"))
+        throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as {"message": "<json line>"}' }]);
     }
-    const [result] = await store(sensor, [fromOpenCanary(value, line)]);
+    const [result] = await store(sensor, [fromOpenCanary(value, text)]);
     if (result!.status === "rejected") throw itemRejected(result!);
     return { id: result!.id!, status: result!.status as "accepted" | "duplicate" };
   };
