@@ -46,6 +46,7 @@ import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
+import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -121,7 +122,15 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   });
   // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
   const credentialVault = credentialVaultFromConfig(config);
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault };
+  // Telemetry retention: signed summaries in the audit log, then the events go (docs/decisions/0007).
+  const sensorsRetention = sensorsRetentionJob({
+    db,
+    audit,
+    clock,
+    signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
+    settings: { retentionDays: config.sensors.retentionDays },
+  });
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensorsRetention };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -315,7 +324,23 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       });
   }, config.audit.checkpointIntervalSeconds * 1000);
   checkpointTimer.unref();
+  // Telemetry retention (removes events past sensors.retentionDays, signing a summary first).
+  let retaining: Promise<unknown> | undefined;
+  const retentionTimer = setInterval(() => {
+    if (retaining) return;
+    retaining = services.sensorsRetention
+      .run()
+      .then((r) => r.events + r.rollups > 0 && app.log.info({ events: r.events, batches: r.batches, rollups: r.rollups, cutoff: r.cutoff }, "telemetry retention removed old events"))
+      .catch((err: unknown) => app.log.error({ err }, "telemetry retention failed"))
+      .finally(() => {
+        retaining = undefined;
+      });
+  }, config.sensors.retentionIntervalSeconds * 1000);
+  retentionTimer.unref();
   app.addHook("onClose", async () => {
+    clearInterval(retentionTimer);
+    // A batch in flight finishes (or rolls back) before the database closes under it.
+    await retaining;
     clearInterval(sweepTimer);
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
