@@ -114,9 +114,10 @@ describe("defaults", () => {
         sweepIntervalSeconds: 30,
       },
       sensors: { credentials: "encrypted", credentialKeys: [], retentionDays: 90, retentionIntervalSeconds: 3_600 },
+      crowdsec: { watcherTokenTtlSeconds: 3_600 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(69);
+    expect(Object.keys(sources)).toHaveLength(71);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
