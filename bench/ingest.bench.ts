@@ -4,7 +4,8 @@
 // our schema). Events are real-shaped Cowrie events (the fixtures, varied: source address, session,
 // port and time differ per event, so every event key is unique).
 // BENCH_INGEST_EVENTS (PostgreSQL, default 100,000), BENCH_INGEST_EVENTS_PGLITE (default 30,000),
-// BENCH_INGEST_BATCH (events per request, default 1,000), BENCH_INGEST_SINGLE_SECONDS (default 5).
+// BENCH_INGEST_BATCH (events per request, default 1,000), BENCH_INGEST_SINGLE_SECONDS (default 5),
+// BENCH_INGEST_ONLY=postgres|pglite, BENCH_INGEST_NODE_ARGS (extra node flags for the server).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -157,7 +158,9 @@ const waitFor = (child: ChildProcess, pattern: RegExp) =>
   });
 
 const startServer = async (port: number, dataDir: string, databaseUrl?: string) => {
-  const child = spawn(process.execPath, [join(ROOT, "bin/portcullis.mjs"), "serve"], {
+  // BENCH_INGEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
+  const nodeArgs = (process.env.BENCH_INGEST_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/portcullis.mjs"), "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -279,7 +282,8 @@ export async function runIngestBench(): Promise<BenchRow[]> {
       process.stderr.write(`ingest bench: PostgreSQL at ${PG_URL} unavailable (${(error as Error).message}); PostgreSQL rows skipped\n`);
       return undefined;
     });
-    if (copyDb) {
+    if (copyDb && process.env.BENCH_INGEST_ONLY === "pglite") await copyDb.drop();
+    else if (copyDb) {
       const serverDb = await createScratchDatabase(PG_URL, "pc_bench");
       try {
         const db = await openDatabase({ databaseUrl: copyDb.url, poolSize: 1 });
@@ -291,7 +295,7 @@ export async function runIngestBench(): Promise<BenchRow[]> {
         await serverDb.drop();
       }
     }
-    rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), () => startServer(18_102, tmp()))));
+    if (process.env.BENCH_INGEST_ONLY !== "postgres") rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), () => startServer(18_102, tmp()))));
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
