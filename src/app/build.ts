@@ -44,6 +44,10 @@ import { actionsService } from "../domains/actions/actions.service.ts";
 import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
+import { incidentsRepo } from "../domains/detection/incidents.repo.ts";
+import { incidentsService } from "../domains/detection/incidents.service.ts";
+import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
+import { sentinelService } from "../domains/detection/sentinel.service.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
@@ -118,7 +122,10 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks };
+  // Detection: incidents, and the sentinel that raises action requests as the system principal.
+  const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
+  const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, incidents, sentinel };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -242,6 +249,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
+  await app.register(incidentsRoutes, { incidents: services.incidents });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -317,6 +325,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
     await services.actionWebhooks.stop();
+    await services.sentinel.stop();
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();

@@ -111,9 +111,18 @@ describe("defaults", () => {
         webhookTimeoutMs: 5_000,
         sweepIntervalSeconds: 30,
       },
+      detection: {
+        enabled: true,
+        elevateSources: 3,
+        lockdownSources: 10,
+        distinctUsernames: 10,
+        distinctPorts: 10,
+        maxTrackedSources: 100_000,
+        blockDurationSeconds: 86_400,
+      },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(65);
+    expect(Object.keys(sources)).toHaveLength(72);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
