@@ -102,6 +102,12 @@ const MATRIX: Record<string, Who> = {
   "POST /security/actions/:id/reject": ["approver", "admin"],
   "POST /security/actions/:id/execute": ["executor", "admin"],
   "POST /security/actions/:id/cancel": ["analyst", "admin"],
+
+  // Detection and dashboard (branch detection): every role reads; analysts (events:triage) resolve.
+  "GET /security/incidents": ALL_ROLES,
+  "GET /security/incidents/:id": ALL_ROLES,
+  "POST /security/incidents/:id/resolve": ["analyst", "admin"],
+  "GET /security/dashboard": ALL_ROLES,
 };
 
 const allowed = (who: Who, principal: Principal): boolean => {
