@@ -49,6 +49,7 @@ import { incidentsService } from "../domains/detection/incidents.service.ts";
 import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
 import { sentinelService } from "../domains/detection/sentinel.service.ts";
 import { keyId } from "../lib/signed-note.ts";
+import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -122,10 +123,12 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
   // Detection: incidents, and the sentinel that raises action requests as the system principal.
   const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
   const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, incidents, sentinel };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, incidents, sentinel };
 };
 export type Services = ReturnType<typeof buildServices>;
 

@@ -22,6 +22,7 @@ const RSA_PEM = generateKeyPairSync("rsa", { modulusLength: 1024 })
   .privateKey.export({ format: "pem", type: "pkcs8" })
   .toString();
 const STRONG_TOKEN = "Qx7vK2mP9wR4tY8uZ3nB6cD1fG5hJ0kLaSeVi";
+const VAULT_KEY = `k1:${Buffer.alloc(32, 7).toString("base64")}`;
 
 let dir: string;
 beforeEach(() => {
@@ -54,6 +55,7 @@ const prodBase = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   PORTCULLIS_PROFILE: "prod",
   PORTCULLIS_SIGNING__PRIVATE_KEY: ED25519_PEM,
   PORTCULLIS_AUTH__JWT_PRIVATE_KEY: ED25519_PEM,
+  PORTCULLIS_SENSORS__CREDENTIAL_KEYS: VAULT_KEY,
   ...extra,
 });
 
@@ -111,6 +113,7 @@ describe("defaults", () => {
         webhookTimeoutMs: 5_000,
         sweepIntervalSeconds: 30,
       },
+      sensors: { credentials: "encrypted", credentialKeys: [], retentionDays: 90, retentionIntervalSeconds: 3_600 },
       detection: {
         enabled: true,
         elevateSources: 3,
@@ -122,7 +125,7 @@ describe("defaults", () => {
       },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(72);
+    expect(Object.keys(sources)).toHaveLength(76);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 
@@ -607,6 +610,20 @@ describe("prod refusals", () => {
     );
   });
 
+  it("requires sensors.credentialKeys while captured credentials are encrypted, and masks them", () => {
+    const err = configError(() => load({ env: prodBase({ PORTCULLIS_SENSORS__CREDENTIAL_KEYS: "" }) }));
+    expect(err.field).toBe("sensors.credentialKeys");
+    expect(err.message).toContain("required in the prod profile while sensors.credentials is encrypted");
+    expect(load({ env: prodBase({ PORTCULLIS_SENSORS__CREDENTIAL_KEYS: "", PORTCULLIS_SENSORS__CREDENTIALS: "redacted" }) }).config.sensors.credentials).toBe("redacted");
+    const bad = configError(() => load({ env: { PORTCULLIS_SENSORS__CREDENTIAL_KEYS: "k1:c2hvcnQ=" } }));
+    expect(bad.field).toBe("sensors.credentialKeys");
+    expect(bad.message).toContain("<id>:<base64 of 32 bytes>");
+    expect(bad.message).not.toContain("c2hvcnQ=");
+    const loaded = load({ env: { PORTCULLIS_SENSORS__CREDENTIAL_KEYS: `${VAULT_KEY},k0:${Buffer.alloc(32, 1).toString("base64")}` } });
+    expect(loaded.config.sensors.credentialKeys).toHaveLength(2);
+    expect(renderConfig(loaded, { json: false })).not.toContain(VAULT_KEY.slice(3));
+  });
+
   it("does not apply prod rules to other profiles", () => {
     const { config } = load({
       env: { PORTCULLIS_PROFILE: "staging", PORTCULLIS_DEBUG: "1", PORTCULLIS_HOST: "0.0.0.0" },
@@ -631,6 +648,8 @@ describe("prod refusals", () => {
         `  privateKey: file:${keyFile}`,
         "auth:",
         `  jwtPrivateKey: file:${keyFile}`,
+        "sensors:",
+        `  credentialKeys: ["${VAULT_KEY}"]`,
         "",
       ].join("\n"),
     );
@@ -709,7 +728,7 @@ describe("renderConfig", () => {
   ];
 
   it("covers every secret path", () => {
-    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret"]);
+    expect([...SECRET_PATHS]).toEqual(["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret", "sensors.credentialKeys"]);
   });
 
   it("prints aligned text lines with sources, masking secrets", () => {

@@ -556,6 +556,15 @@ function checkProd(config: Config, sourceOf: (field: string) => Source): void {
       `required in the prod profile (set ${envVarName("auth.jwtPrivateKey")}=file:/path/to/ed25519.pem)`,
     );
   }
+  if (config.sensors.credentials === "encrypted" && config.sensors.credentialKeys.length === 0) {
+    throw refuse(
+      "sensors.credentialKeys",
+      undefined,
+      sourceOf("sensors.credentialKeys"),
+      `required in the prod profile while sensors.credentials is encrypted (set ${envVarName("sensors.credentialKeys")}=file:/path/to/keys, ` +
+        `each key "<id>:<base64 of 32 bytes>", e.g. "k1:$(openssl rand -base64 32)"; or choose sensors.credentials=redacted)`,
+    );
+  }
   if (config.debug) throw refuse("debug", config.debug, sourceOf("debug"), inProd);
   if (config.log.level === "debug" || config.log.level === "trace") {
     throw refuse("log.level", config.log.level, sourceOf("log.level"), `${inProd}; use info or warn`);

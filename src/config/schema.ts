@@ -147,6 +147,19 @@ export const configSchema = z.strictObject({
       sweepIntervalSeconds: z.number().int().min(1).max(86_400).default(30),
     })
     .prefault({}),
+  sensors: z
+    .strictObject({
+      // Credentials captured by sensors (honeypot passwords, tokens in commands): sealed with
+      // AES-256-GCM (encrypted), dropped (redacted), or kept in the stored raw original (plain).
+      credentials: z.enum(["encrypted", "redacted", "plain"]).default("encrypted"),
+      // "<id>:<base64 of 32 bytes>"; the first seals, all open (rotation: prepend a new key). In the
+      // local profile only, one is generated into the data dir when none is set.
+      credentialKeys: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/_-]{42,44}={0,2}$/, "each entry is <id>:<base64 of 32 bytes>")).default([]),
+      // Events (and their rollups) older than this are removed by the retention job, which signs a summary into the audit log first.
+      retentionDays: z.number().int().min(1).max(36_500).default(90),
+      retentionIntervalSeconds: z.number().int().min(60).max(86_400).default(3_600),
+    })
+    .prefault({}),
   // Detection and auto-response (docs/detection.md). Thresholds for blocking are the security
   // policy's (max_failed_auth, max_scan_events, detection_window_minutes); these are the rest.
   detection: z
@@ -170,7 +183,7 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 
-export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret"] as const;
+export const SECRET_PATHS = ["databaseUrl", "bootstrapAdminToken", "signing.privateKey", "redisUrl", "auth.jwtPrivateKey", "auth.oidc.clientSecret", "actions.webhookSecret", "sensors.credentialKeys"] as const;
 export type SecretPath = (typeof SECRET_PATHS)[number];
 
 // URLs keep their host/db visible when masked; operators need those to debug connectivity.

@@ -1,7 +1,7 @@
 // Test harness: a real database per suite (in-memory PGlite, and a fresh PostgreSQL database when
 // PORTCULLIS_TEST_DATABASE_URL is set) and an app built on it with a known admin token.
 // Under CI=true a missing PostgreSQL URL is an error, not a silent skip.
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { describe, it } from "vitest";
 import { Writable } from "node:stream";
 import { createScratchDatabase } from "./scratch-db.ts";
@@ -41,6 +41,7 @@ export const openTestDatabase = async (kind: DbKind): Promise<Database & { url?:
 // One audit signing key per test process, passed through config so no test writes a key file.
 export const TEST_SIGNING_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 export const TEST_JWT_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+export const TEST_CREDENTIAL_KEY = `test:${randomBytes(32).toString("base64")}`;
 
 export const testConfig = (flags: Record<string, unknown> = {}): Config =>
   loadConfig({
@@ -50,6 +51,7 @@ export const testConfig = (flags: Record<string, unknown> = {}): Config =>
       "log.level": "info",
       "signing.privateKey": TEST_SIGNING_KEY,
       "auth.jwtPrivateKey": TEST_JWT_KEY,
+      "sensors.credentialKeys": [TEST_CREDENTIAL_KEY],
       "audit.origin": "test.portcullis/audit",
       "rateLimit.enabled": false,
       ...flags,

@@ -1,0 +1,108 @@
+// Finding credentials inside free text (shell commands, URLs, forwarded data) and in field names,
+// so adapters can move the values to `secrets` and store only redacted text. Patterns favour
+// over-redaction: a false positive hides a harmless word, a miss stores an attacker's (or a
+// victim's) credential in clear.
+import { REDACTED } from "./types.ts";
+
+export type Found = { kind: string; value: string };
+
+type Pattern = { kind: string; re: RegExp; group: number };
+
+// Each pattern captures the secret in `group`; everything around it is kept. Order matters only
+// for naming: a value is taken by the first pattern that matches it.
+const PATTERNS: Pattern[] = [
+  // scheme://user:password@host
+  { kind: "url_password", re: /([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)([^\s@/'"]+)(@)/gid, group: 2 },
+  // curl -u user:pass, --user user:pass, -uuser:pass, --proxy-user user:pass
+  { kind: "basic_auth", re: /((?:^|\s)(?:-u|--user|--proxy-user|-U)(?:\s+|=)?(['"]?)[^\s:'"]*:)([^\s'";|&]+)(\2)/gd, group: 3 },
+  // --password=x, --password x, --http-passwd x, --ftp-password=x, --token x, --api-key x, --secret x
+  { kind: "option", re: /((?:^|\s)--?[a-z0-9-]*(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|auth)[a-z0-9-]*(?:=|\s+)(['"]?))([^\s'";|&]+)(\2)/gid, group: 3 },
+  // sshpass -p secret
+  { kind: "sshpass", re: /(\bsshpass\s+-p\s*(['"]?))([^\s'";|&]+)(\2)/gd, group: 3 },
+  // mysql -psecret (attached: "-p secret" prompts and names a database instead)
+  { kind: "mysql_password", re: /(\b(?:mysql|mysqladmin|mysqldump|mariadb)\b[^|;&\n]*?\s-p(['"]?))([^\s'";|&-][^\s'";|&]*)(\2)/gd, group: 3 },
+  // Authorization: Bearer x / Basic x / Token x (headers in curl -H, wget --header, raw HTTP)
+  { kind: "authorization", re: /(authorization:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*)([^\s'"\\]+)/gid, group: 2 },
+  // X-Api-Key: x, X-Auth-Token: x, Private-Token: x
+  { kind: "header_token", re: /((?:x-)?(?:api-?key|auth-token|access-token|private-token|secret)\s*:\s*)([^\s'"\\]+)/gid, group: 2 },
+  // echo "user:pass" | chpasswd
+  { kind: "chpasswd", re: /(\becho\s+(?:-e\s+)?(['"]?)[^\s:'"|]+:)([^\s'"|]+)(\2\s*\|\s*(?:sudo\s+)?chpasswd)/gd, group: 3 },
+  // echo -e "pass\npass" | passwd
+  { kind: "passwd", re: /(\becho\s+(?:-e\s+)?(['"]))([^'"]+)(\2\s*\|\s*(?:sudo\s+)?passwd\b)/gd, group: 3 },
+  // PASSWORD=x, MYSQL_PWD=x, AWS_SECRET_ACCESS_KEY=x, GITHUB_TOKEN=x (not --options, handled above)
+  { kind: "env", re: /((?<![-\w])[A-Za-z_]*(?:PASSWORD|PASSWD|_PWD|TOKEN|SECRET|API_KEY|APIKEY|ACCESS_KEY)[A-Za-z0-9_]*=(['"]?))([^\s'";|&]+)(\2)/gid, group: 3 },
+];
+
+/**
+ * `text` with every credential-looking value replaced by REDACTED, and the values found.
+ * Replacement is by capture group, so the text around a value is kept as it was.
+ */
+// Cheap screen: a text with none of these cannot match any pattern above.
+const MAYBE_SECRET = /:\/\/|(?:^|\s)-|uthoriz|key|token|secret|echo|=/i;
+
+export const redactText = (text: string): { text: string; found: Found[] } => {
+  const found: Found[] = [];
+  if (!MAYBE_SECRET.test(text)) return { text, found };
+  let out = text;
+  for (const { kind, re, group } of PATTERNS) {
+    const pieces: string[] = [];
+    let copied = 0;
+    for (const m of out.matchAll(re)) {
+      const span = m.indices?.[group];
+      const value = m[group];
+      if (!span || !value || value.startsWith(REDACTED)) continue;
+      found.push({ kind, value });
+      pieces.push(out.slice(copied, span[0]), REDACTED);
+      copied = span[1];
+    }
+    if (copied > 0) out = pieces.join("") + out.slice(copied);
+  }
+  return { text: out, found };
+};
+
+// Field names that hold a credential: compared with case, "-", "_", "." and spaces removed.
+const SECRET_NAME = /(password|passwd|passphrase|passwort|pwd|secret|token|apikey|privatekey|accesskey|credential|clientresponse|authkey)/;
+const EXACT_SECRET_NAMES = new Set(["pass", "pw", "pin", "auth", "authorization", "cookie"]);
+
+export const isSecretFieldName = (name: string): boolean => {
+  const folded = name.toLowerCase().replace(/[-_.\s]/g, "");
+  return EXACT_SECRET_NAMES.has(folded) || SECRET_NAME.test(folded);
+};
+
+/** A stable secrets key for a field name: "VNC Password" -> "vnc_password". */
+export const secretName = (name: string): string =>
+  name
+    .trim()
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "") || "secret";
+
+/** Adds `value` under `name`, or name.2, name.3 ... when taken by a different value. */
+export const addSecret = (secrets: Record<string, string>, name: string, value: string): void => {
+  if (secrets[name] === undefined || secrets[name] === value) {
+    secrets[name] = value;
+    return;
+  }
+  for (let n = 2; ; n++) {
+    const candidate = `${name}.${n}`;
+    if (secrets[candidate] === undefined || secrets[candidate] === value) {
+      secrets[candidate] = value;
+      return;
+    }
+  }
+};
+
+/** Secret values as text (a numeric password stays recognisable). */
+export const secretText = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value) ?? String(value));
+
+/**
+ * Replaces every occurrence of the given values in `text` (longest first): used on human-readable
+ * messages that echo a credential in a format we cannot parse reliably.
+ */
+export const scrubValues = (text: string, values: Iterable<string>): string => {
+  const sorted = [...new Set(values)].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const v of sorted) if (out.includes(v)) out = out.split(v).join(REDACTED);
+  return out;
+};
