@@ -107,7 +107,6 @@ const MATRIX: Record<string, Who> = {
   "GET /security/incidents": ALL_ROLES,
   "GET /security/incidents/:id": ALL_ROLES,
   "POST /security/incidents/:id/resolve": ["analyst", "admin"],
-  "GET /security/dashboard": ALL_ROLES,
 };
 
 const allowed = (who: Who, principal: Principal): boolean => {
