@@ -103,6 +103,13 @@ const MATRIX: Record<string, Who> = {
   "POST /security/actions/:id/execute": ["executor", "admin"],
   "POST /security/actions/:id/cancel": ["analyst", "admin"],
 
+  // CrowdSec Local API (bouncers by X-Api-Key) and its admin API.
+  "GET /v1/decisions": { machine: "bouncer" },
+  "GET /v1/decisions/stream": { machine: "bouncer" },
+  "GET /crowdsec/bouncers": [...ADMIN],
+  "POST /crowdsec/bouncers": [...ADMIN],
+  "DELETE /crowdsec/bouncers/:id": [...ADMIN],
+
   // Detection and dashboard (branch detection): every role reads; analysts (events:triage) resolve.
   "GET /security/incidents": ALL_ROLES,
   "GET /security/incidents/:id": ALL_ROLES,

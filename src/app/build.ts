@@ -50,6 +50,10 @@ import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
 import { sentinelService } from "../domains/detection/sentinel.service.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
+import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
+import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
+import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
+import { crowdsecAdminRoutes } from "../domains/crowdsec/crowdsec-admin.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
 import { sendProblem, toAppError } from "./problem.ts";
 import { systemRoutes } from "./system.routes.ts";
@@ -128,7 +132,12 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // Detection: incidents, and the sentinel that raises action requests as the system principal.
   const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
   const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, incidents, sentinel };
+  // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
+  const crowdsecStore = crowdsecRepo(db.orm);
+  const crowdsec = {
+    bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
+  };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, incidents, sentinel, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -253,6 +262,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
   await app.register(incidentsRoutes, { incidents: services.incidents });
+  await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
+  await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -279,6 +290,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     );
   }
   await services.blocklist.reloadIndex();
+  // The decision mirror for bouncers (after the index: lookups resolve index hits through it).
+  await services.crowdsec.bouncers.start();
   // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
   await services.rules.start();
   let sweeping = false;
@@ -333,8 +346,57 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     await stopListening?.();
     await stopIdentity?.();
     await services.rules.stop();
+    await services.crowdsec.bouncers.stop();
   });
 
   await app.ready();
   return app;
+};
+
+/**
+ * The optional second listener (crowdsec.listen): a separate fastify instance serving only the
+ * CrowdSec Local API (/v1) over the main app's services, with the same authentication, limits and
+ * error handling. server.ts starts it after the main listener and closes it first.
+ */
+export const buildLapiApp = async (main: FastifyInstance, config: Config, options: { https?: { cert: Buffer; key: Buffer }; logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> => {
+  const lapi = Fastify({
+    ...(options.https ? { https: options.https } : {}),
+    logger: loggerOptions(config, options.logStream),
+    logController: new LogController({ disableRequestLogging: !config.log.requests }),
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, toAppError(error));
+    },
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+  });
+  lapi.removeContentTypeParser("text/plain");
+  lapi.setValidatorCompiler(validatorCompiler);
+  lapi.setSerializerCompiler(serializerCompiler);
+  lapi.decorate("services", main.services);
+  const routeTable: RouteEntry[] = [];
+  lapi.decorate("routeTable", routeTable);
+  lapi.addHook("onRoute", (route) => {
+    routeTable.push(route as RouteEntry);
+  });
+  await lapi.register(errorsPlugin);
+  await lapi.register(authPlugin, {
+    identity: main.services.identity,
+    ...(config.rateLimit.enabled ? { authFailuresPerMinute: config.rateLimit.authFailuresPerMinute } : {}),
+  });
+  await lapi.register(rateLimitPlugin, { settings: config.rateLimit });
+  await lapi.register(lapiRoutes, { bouncers: main.services.crowdsec.bouncers });
+  await lapi.ready();
+  return lapi;
+};
+
+/** "127.0.0.1:8080" or "[::1]:8080" -> host and port. */
+export const parseListen = (listen: string): { host: string; port: number } => {
+  const at = listen.lastIndexOf(":");
+  return { host: listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(listen.slice(at + 1)) };
 };

@@ -10,6 +10,7 @@ import { registerAuditCommands } from "./audit-commands.ts";
 import { registerIdentityCommands } from "./identity-commands.ts";
 import { registerRulesCommands } from "./rules-commands.ts";
 import { registerActionCommands } from "./action-commands.ts";
+import { registerCrowdsecCommands } from "./crowdsec-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -31,6 +32,7 @@ registerAuditCommands(program);
 registerIdentityCommands(program);
 registerRulesCommands(program);
 registerActionCommands(program);
+registerCrowdsecCommands(program);
 
 try {
   await program.parseAsync(process.argv);

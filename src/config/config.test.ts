@@ -114,6 +114,7 @@ describe("defaults", () => {
         sweepIntervalSeconds: 30,
       },
       sensors: { credentials: "encrypted", credentialKeys: [], retentionDays: 90, retentionIntervalSeconds: 3_600 },
+      crowdsec: { watcherTokenTtlSeconds: 3_600 },
       detection: {
         enabled: true,
         elevateSources: 3,
@@ -125,7 +126,7 @@ describe("defaults", () => {
       },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(76);
+    expect(Object.keys(sources)).toHaveLength(78);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 

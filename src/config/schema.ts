@@ -160,6 +160,18 @@ export const configSchema = z.strictObject({
       retentionIntervalSeconds: z.number().int().min(60).max(86_400).default(3_600),
     })
     .prefault({}),
+  crowdsec: z
+    .strictObject({
+      // A second listener serving only the CrowdSec Local API (/v1), e.g. CrowdSec's own default
+      // "127.0.0.1:8080", so bouncer configs change only api_key. Unset: /v1 on the main port only.
+      listen: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, "host:port, e.g. 127.0.0.1:8080 or [::1]:8080")
+        .optional(),
+      // Lifetime of a watcher's login token (CrowdSec's agents log in again when it ends).
+      watcherTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
+    })
+    .prefault({}),
   // Detection and auto-response (docs/detection.md). Thresholds for blocking are the security
   // policy's (max_failed_auth, max_scan_events, detection_window_minutes); these are the rest.
   detection: z
