@@ -44,10 +44,15 @@ import { actionsService } from "../domains/actions/actions.service.ts";
 import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
+import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
+import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
+import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
 import { incidentsRepo } from "../domains/detection/incidents.repo.ts";
 import { incidentsService } from "../domains/detection/incidents.service.ts";
 import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
 import { sentinelService } from "../domains/detection/sentinel.service.ts";
+import { dashboardService } from "../domains/dashboard/dashboard.service.ts";
+import { dashboardRoutes } from "../domains/dashboard/dashboard.routes.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
@@ -73,6 +78,7 @@ export type BuildOptions = {
 
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const IDENTITY_CHANNEL = "portcullis_identity";
+const SENSORS_CHANNEL = "portcullis_sensors";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
@@ -111,6 +117,21 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
   passwords.warm().catch(() => {});
   const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  // Sensor keys are cached a few seconds per node; a deactivation or rotation clears every node's cache through NOTIFY.
+  const sensorFeed: SensorChangeFeed =
+    db.kind === "postgres" ? { publish: async (tx: Tx) => void (await tx.execute(sql`SELECT pg_notify(${SENSORS_CHANNEL}, '')`)) } : { publish: async () => {} };
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
+  const sensors = sensorsService({
+    db,
+    repo: sensorsRepo(db.orm),
+    audit,
+    clock,
+    vault: credentialVault,
+    settings: config.sensors,
+    changeFeed: sensorFeed,
+    ...(log ? { log } : {}),
+  });
   const actionStore = actionsRepo(db.orm);
   const actionWebhooks = webhookOutbox({ repo: actionStore, settings: config.actions, ...(log ? { log } : {}) });
   const actions = actionsService({
@@ -118,26 +139,27 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     repo: actionStore,
     audit,
     clock,
-    services: { blocklist, policy, keys, accounts },
+    services: { blocklist, policy, keys, accounts, sensors },
     policy,
-    decisions: actionDecisions({ rules }),
+    // Requests about an address get the sensors' telemetry of it (decision.ts feeds it to the engine).
+    decisions: actionDecisions({ rules, telemetry: sensors }),
     // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
     signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
     webhooks: actionWebhooks,
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
-  const credentialVault = credentialVaultFromConfig(config);
   // Detection: incidents, and the sentinel that raises action requests as the system principal.
   const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
   const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
+  // The dashboard reads aggregates only: rollups, the enforcement index, partial indexes.
+  const dashboard = dashboardService({ policy, incidents, blocklist, actions, sensors, clock });
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
   const crowdsec = {
     bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, incidents, sentinel, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, incidents, sentinel, dashboard, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -261,7 +283,9 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
+  await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
   await app.register(incidentsRoutes, { incidents: services.incidents });
+  await app.register(dashboardRoutes, { dashboard: services.dashboard });
   await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
   await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
 
@@ -270,9 +294,12 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   // and is replayed on top of the snapshot (see BlockIndex), instead of being missed until restart.
   let stopListening: (() => Promise<void>) | undefined;
   let stopIdentity: (() => Promise<void>) | undefined;
+  let stopSensors: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
     const clear = () => services.identity.invalidateCache();
     stopIdentity = await db.listen(IDENTITY_CHANNEL, clear, clear);
+    const clearSensors = () => services.sensors.invalidateCache();
+    stopSensors = await db.listen(SENSORS_CHANNEL, clearSensors, clearSensors);
     stopListening = await db.listen(
       BLOCKLIST_CHANNEL,
       (payload) => {
@@ -294,6 +321,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await services.crowdsec.bouncers.start();
   // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
   await services.rules.start();
+  // Detection follows ingestion from now on and replays the current window in the background.
+  services.sentinel.start(services.sensors);
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -345,6 +374,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();
+    await stopSensors?.();
     await services.rules.stop();
     await services.crowdsec.bouncers.stop();
   });
