@@ -55,6 +55,7 @@ import { dashboardService } from "../domains/dashboard/dashboard.service.ts";
 import { dashboardRoutes } from "../domains/dashboard/dashboard.routes.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
+import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
 import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
 import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
@@ -154,12 +155,20 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
   // The dashboard reads aggregates only: rollups, the enforcement index, partial indexes.
   const dashboard = dashboardService({ policy, incidents, blocklist, actions, sensors, clock });
+  // Telemetry retention: signed summaries in the audit log, then the events go (docs/decisions/0007).
+  const sensorsRetention = sensorsRetentionJob({
+    db,
+    audit,
+    clock,
+    signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
+    settings: { retentionDays: config.sensors.retentionDays },
+  });
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
   const crowdsec = {
     bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, incidents, sentinel, dashboard, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, incidents, sentinel, dashboard, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -365,7 +374,23 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       });
   }, config.audit.checkpointIntervalSeconds * 1000);
   checkpointTimer.unref();
+  // Telemetry retention (removes events past sensors.retentionDays, signing a summary first).
+  let retaining: Promise<unknown> | undefined;
+  const retentionTimer = setInterval(() => {
+    if (retaining) return;
+    retaining = services.sensorsRetention
+      .run()
+      .then((r) => r.events + r.rollups > 0 && app.log.info({ events: r.events, batches: r.batches, rollups: r.rollups, cutoff: r.cutoff }, "telemetry retention removed old events"))
+      .catch((err: unknown) => app.log.error({ err }, "telemetry retention failed"))
+      .finally(() => {
+        retaining = undefined;
+      });
+  }, config.sensors.retentionIntervalSeconds * 1000);
+  retentionTimer.unref();
   app.addHook("onClose", async () => {
+    clearInterval(retentionTimer);
+    // A batch in flight finishes (or rolls back) before the database closes under it.
+    await retaining;
     clearInterval(sweepTimer);
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
