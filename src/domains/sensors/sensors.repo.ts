@@ -146,7 +146,8 @@ export const sensorsRepo = (db: Executor) => ({
     const parts: string[] = new Array(sorted.length);
     for (let i = 0; i < sorted.length; i++) {
       const r = sorted[i]!;
-      parts[i] = `[${JSON.stringify(r.key.toString("hex"))},${JSON.stringify(r.sourceIp)},${JSON.stringify(r.eventType)},${JSON.stringify(r.detectedThreat)},${JSON.stringify(r.occurredAt.toISOString())},${r.payload},${JSON.stringify(r.raw)},${r.secrets ? JSON.stringify(r.secrets.toString("base64")) : "null"},${JSON.stringify(r.secretsKeyId)}]`;
+      // Hex, canonical IPs, event types, ISO times and base64 need no JSON escaping.
+      parts[i] = `["${r.key.toString("hex")}","${r.sourceIp}","${r.eventType}",${r.detectedThreat === null ? "null" : JSON.stringify(r.detectedThreat)},"${r.occurredAt.toISOString()}",${r.payload},${JSON.stringify(r.raw)},${r.secrets ? `"${r.secrets.toString("base64")}"` : "null"},${r.secretsKeyId === null ? "null" : JSON.stringify(r.secretsKeyId)}]`;
     }
     const result = await ex.execute(sql`
       INSERT INTO honeypot_events (event_key, sensor_id, source_ip, event_type, detected_threat, occurred_at, received_at, payload, raw, secrets, secrets_key_id)
@@ -154,9 +155,9 @@ export const sensorsRepo = (db: Executor) => ({
       FROM json_array_elements(${`[${parts.join(",")}]`}::json) WITH ORDINALITY AS t(x, n)
       ORDER BY n
       ON CONFLICT (event_key) DO NOTHING
-      RETURNING id, event_key`);
+      RETURNING id::text, encode(event_key, 'hex') AS k`);
     const out = new Map<string, string>();
-    for (const r of rowsOf<{ id: unknown; event_key: unknown }>(result)) out.set(toBuffer(r.event_key)!.toString("hex"), String(r.id));
+    for (const r of rowsOf<{ id: string; k: string }>(result)) out.set(r.k, r.id);
     return out;
   },
   /** Ids of stored events by key (the answer for duplicates). */
