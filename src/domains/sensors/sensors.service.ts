@@ -139,6 +139,7 @@ type Prepared = { index: number; event: NormalizedEvent; row: EventInsert; keyHe
 
 export const sensorsService = ({ db, repo, audit, clock, vault, settings, changeFeed, log }: Deps) => {
   const listeners: ((events: IngestedEvent[]) => void)[] = [];
+  const lastTouched = new Map<string, number>();
 
   // ---- keys and authentication -------------------------------------------------------------
   type CachedKey = { at: number; key: KeyRow; sensor: InstanceRow } | { at: number; missing: true };
@@ -448,19 +449,24 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     for (let attempt = 0; ; attempt++) {
       try {
         ({ inserted, existing } = await db.transaction(async (tx) => {
+          const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000);
           const ins = await repo.insertEvents(
             sensor.id,
             receivedAt,
+            bucket,
             unique.map((p) => p.row),
             tx,
           );
           const dupKeys = unique.filter((p) => !ins.has(p.keyHex)).map((p) => p.row.key);
           const ex = await repo.idsByKeys(dupKeys, tx);
-          if (ins.size) {
-            const threats = unique.filter((p) => ins.has(p.keyHex) && p.row.detectedThreat !== null).length;
-            const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000);
-            await repo.bumpRollup(bucket, sensor.id, ins.size, threats, tx);
+          // last_event_at to the second: written at most once a second per sensor and node, so
+          // parallel requests of one sensor do not queue on its registry row.
+          if (ins.size && receivedAt.getTime() - (lastTouched.get(sensor.id) ?? 0) >= 1_000) {
             await repo.touchLastEvent(sensor.id, receivedAt, tx);
+            afterCommit(tx, () => {
+              if (lastTouched.size > 10_000) lastTouched.clear();
+              lastTouched.set(sensor.id, receivedAt.getTime());
+            });
           }
           return { inserted: ins, existing: ex };
         }));
