@@ -48,6 +48,8 @@ import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
 import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
+import { watchersService } from "../domains/crowdsec/watchers.service.ts";
+import { watcherTokens } from "../domains/crowdsec/watcher-tokens.ts";
 import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
 import { crowdsecAdminRoutes } from "../domains/crowdsec/crowdsec-admin.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
@@ -127,8 +129,22 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   const credentialVault = credentialVaultFromConfig(config);
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
+  const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) });
+  // Watchers' alerts become events (sensors) and block proposals; until the sentinel exists the
+  // proposals are action requests raised directly (one open request per source).
   const crowdsec = {
-    bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
+    bouncers: crowdsecBouncers,
+    watchers: watchersService({
+      db,
+      repo: crowdsecStore,
+      audit,
+      clock,
+      passwords,
+      tokens: watcherTokens(config, clock),
+      bouncers: crowdsecBouncers,
+      actions,
+      ...(log ? { log } : {}),
+    }),
   };
   return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, crowdsec };
 };
@@ -254,8 +270,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
-  await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
-  await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
+  await app.register(lapiRoutes, services.crowdsec);
+  await app.register(crowdsecAdminRoutes, services.crowdsec);
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -381,7 +397,7 @@ export const buildLapiApp = async (main: FastifyInstance, config: Config, option
     ...(config.rateLimit.enabled ? { authFailuresPerMinute: config.rateLimit.authFailuresPerMinute } : {}),
   });
   await lapi.register(rateLimitPlugin, { settings: config.rateLimit });
-  await lapi.register(lapiRoutes, { bouncers: main.services.crowdsec.bouncers });
+  await lapi.register(lapiRoutes, main.services.crowdsec);
   await lapi.ready();
   return lapi;
 };
