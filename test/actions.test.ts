@@ -79,7 +79,8 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     expect(created.decision.not_matched.map((m: Json) => m.name)).toContain("test-never-block-private-space");
     // The dry-run: what would be created, nothing overlapping this single address, nothing protected.
     expect(created.dry_run.report).toMatchObject({ would_create: { entity_type: "ip", value: "45.95.168.200", expires_at: null }, already_blocked_by: null, overlapping_count: 0, protected_networks: [], would_fail: null });
-    expect(created.dry_run.report.recent_events.available).toBe(false);
+    // What the sensors saw of the address (nothing yet in this suite).
+    expect(created.dry_run.report.recent_events).toEqual({ available: true, source_ip: "45.95.168.200", events_1h: 0, exploitation_1h: 0, hits_24h: 0, sensors: [] });
     expect((await checkIp("45.95.168.200")).blocked).toBe(false);
     // A dry-run of a range that covers the older block reports the overlap.
     const range = await request(analyst.token, { action_type: "block_entity", payload: { entity_type: "cidr", value: "45.95.168.0/24" } });
@@ -292,13 +293,13 @@ describe.each(DB_KINDS)("action workflow on %s", (kind) => {
     expect(await auditActions(created.id)).toEqual(["actions.request.created", "actions.request.approved", "actions.request.failed"]);
     problem(await verb(created.id, "execute", executor.token), 409, "ACTION_STATE_CONFLICT");
 
-    // Sensors do not exist yet: the type is registered and its execution fails cleanly.
+    // An unknown sensor: the dry-run says so and the execution fails cleanly (test/sensors.test.ts deactivates a real one).
     const honeypot = await request(analyst.token, { action_type: "deactivate_honeypot", payload: { sensor_id: "ssh-trap-1" } });
-    expect(honeypot.dry_run.report.would_fail).toContain("no sensor registry yet");
+    expect(honeypot.dry_run.report.would_fail).toContain("no sensor with id ssh-trap-1");
     expect((await verb(honeypot.id, "approve", approver.token, "ok")).json().status).toBe("approved");
     const failed = problem(await verb(honeypot.id, "execute", executor.token), 422, "ACTION_EXECUTION_FAILED");
     expect(failed.action).toMatchObject({ status: "failed" });
-    expect((await show(honeypot.id)).failure_reason).toContain("no sensor registry yet");
+    expect((await show(honeypot.id)).failure_reason).toContain("no sensor with id ssh-trap-1");
   });
 
   it("executes an allowed type at once when auto-execution is configured for it", async () => {

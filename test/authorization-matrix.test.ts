@@ -103,6 +103,21 @@ const MATRIX: Record<string, Who> = {
   "POST /security/actions/:id/execute": ["executor", "admin"],
   "POST /security/actions/:id/cancel": ["analyst", "admin"],
 
+  // Sensors (issue 7): the registry is an admin matter, reading telemetry everyone's, triage the
+  // analyst's; ingestion only with a sensor key (X-HONEYPOT-KEY, or Authorization: Splunk for HEC).
+  "POST /security/honeypot/instances": [...ADMIN],
+  "GET /security/honeypot/instances": ALL_ROLES,
+  "GET /security/honeypot/instances/:id": ALL_ROLES,
+  "POST /security/honeypot/instances/:id/deactivate": [...ADMIN],
+  "POST /security/honeypot/instances/:id/rotate-key": [...ADMIN],
+  "GET /security/honeypot/events": ALL_ROLES,
+  "POST /security/honeypot/events/:id/processed": ["analyst", "admin"],
+  "POST /security/honeypot/events": { machine: "sensor" },
+  "POST /security/honeypot/events/batch": { machine: "sensor" },
+  "POST /security/honeypot/ingest/opencanary": { machine: "sensor" },
+  "POST /services/collector/event": { machine: "sensor" },
+  "POST /services/collector": { machine: "sensor" },
+
   // CrowdSec Local API (bouncers by X-Api-Key) and its admin API.
   "GET /v1/decisions": { machine: "bouncer" },
   "GET /v1/decisions/stream": { machine: "bouncer" },

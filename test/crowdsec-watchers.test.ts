@@ -113,6 +113,32 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     expect((await admin("GET", "/security/policy/blocks?active=true")).json().items).toEqual([]);
   });
 
+  it("stores each alert's events under one keyless sensor of type crowdsec for the watcher", async () => {
+    const sensors = (await admin("GET", "/security/honeypot/instances?honeypot_type=crowdsec")).json().items as { id: string; name: string; honeypot_type: string }[];
+    expect(sensors).toEqual([expect.objectContaining({ name: "crowdsec:agent-1", honeypot_type: "crowdsec" })]);
+    const events = (await admin("GET", `/security/honeypot/events?sensor=${sensors[0]!.id}&limit=100`)).json().items as {
+      source_ip: string;
+      event_type: string;
+      detected_threat: string;
+      occurred_at: string;
+      payload: { scenario: string; details: { meta: Record<string, string> } };
+    }[];
+    // Fixtures: sample 1 alert (1 event), minibulk 2 alerts (events per alert), ssh-bf 1 alert, stream 3 alerts (1 event each).
+    let expected = 0;
+    for (const file of FIXTURES) {
+      for (const a of JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, file), "utf8")) as Record<string, unknown>[]) {
+        const evs = (a.events ?? a.Events) as unknown[] | undefined;
+        expected += evs && evs.length ? evs.length : 1;
+      }
+    }
+    expect(events).toHaveLength(expected);
+    const ssh = events.filter((e) => e.source_ip === "91.121.79.195");
+    expect(ssh.length).toBeGreaterThan(1);
+    expect(ssh[0]).toMatchObject({ event_type: "auth_attempt", detected_threat: "crowdsecurity/ssh-bf", payload: { scenario: "crowdsecurity/ssh-bf" } });
+    expect(ssh[0]!.payload.details.meta.target_user).toBe("root");
+    expect(ssh[0]!.occurred_at).toBe("2020-10-02T17:09:08.000Z");
+  });
+
   it("raises no second request for a source whose request is still open", async () => {
     const alerts = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8")) as unknown[];
     expect((await lapi("POST", "/v1/alerts", alerts, token)).statusCode).toBe(201);

@@ -20,7 +20,20 @@ describe.each(DB_KINDS)("HTTP contract on %s", (kind) => {
     for (const url of publicRoutes) expect(PUBLIC.has(url) || url.startsWith("/docs"), url).toBe(true);
   });
 
+  // Routes that speak a peer's protocol answer a missing credential in that protocol's format.
+  const PEER_PROTOCOL: Record<string, { body: unknown }> = {
+    // Splunk HEC (stock Cowrie's output_splunk).
+    "/services/collector/event": { body: { text: "Token is required", code: 2 } },
+    "/services/collector": { body: { text: "Token is required", code: 2 } },
+  };
+
   it("every non-public route answers 401 problem+json without credentials", async () => {
+    for (const [url, { body }] of Object.entries(PEER_PROTOCOL)) {
+      const res = await t.app.inject({ method: "POST", url });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.json(), url).toEqual(body);
+    }
+
     // Machine-credential routes answer in their peer's protocol (CrowdSec: 403 {"message":"access forbidden"}).
     const routes = t.app.routeTable.filter((r) => r.config?.permission !== "public" && !(r.config as { credential?: string } | undefined)?.credential);
     expect(routes.length).toBeGreaterThan(8);

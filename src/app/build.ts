@@ -44,8 +44,12 @@ import { actionsService } from "../domains/actions/actions.service.ts";
 import { actionsRoutes } from "../domains/actions/actions.routes.ts";
 import { actionDecisions } from "../domains/actions/decision.ts";
 import { webhookOutbox } from "../domains/actions/webhooks.ts";
+import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
+import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
+import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
+import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
 import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
 import { watchersService } from "../domains/crowdsec/watchers.service.ts";
@@ -71,6 +75,7 @@ export type BuildOptions = {
 
 const BLOCKLIST_CHANNEL = "portcullis_blocklist";
 const IDENTITY_CHANNEL = "portcullis_identity";
+const SENSORS_CHANNEL = "portcullis_sensors";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export const buildServices = (config: Config, db: Database, clock: Clock, log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }) => {
@@ -109,6 +114,21 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // The dummy hash that unknown-user logins verify: made now, so the first one is not the slow one.
   passwords.warm().catch(() => {});
   const rules = rulesService({ db, repo: rulesRepo(db.orm), audit, clock, settings: { ...config.rules, protectedNetworks: config.blocklist.protectedNetworks }, ...(log ? { log } : {}) });
+  // Sensor keys are cached a few seconds per node; a deactivation or rotation clears every node's cache through NOTIFY.
+  const sensorFeed: SensorChangeFeed =
+    db.kind === "postgres" ? { publish: async (tx: Tx) => void (await tx.execute(sql`SELECT pg_notify(${SENSORS_CHANNEL}, '')`)) } : { publish: async () => {} };
+  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
+  const credentialVault = credentialVaultFromConfig(config);
+  const sensors = sensorsService({
+    db,
+    repo: sensorsRepo(db.orm),
+    audit,
+    clock,
+    vault: credentialVault,
+    settings: config.sensors,
+    changeFeed: sensorFeed,
+    ...(log ? { log } : {}),
+  });
   const actionStore = actionsRepo(db.orm);
   const actionWebhooks = webhookOutbox({ repo: actionStore, settings: config.actions, ...(log ? { log } : {}) });
   const actions = actionsService({
@@ -116,7 +136,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     repo: actionStore,
     audit,
     clock,
-    services: { blocklist, policy, keys, accounts },
+    services: { blocklist, policy, keys, accounts, sensors },
     policy,
     decisions: actionDecisions({ rules }),
     // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
@@ -125,8 +145,14 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     settings: config.actions,
     ...(log ? { log } : {}),
   });
-  // Captured sensor credentials: sealed under sensors.credentialKeys (a generated key in the local profile).
-  const credentialVault = credentialVaultFromConfig(config);
+  // Telemetry retention: signed summaries in the audit log, then the events go (docs/decisions/0007).
+  const sensorsRetention = sensorsRetentionJob({
+    db,
+    audit,
+    clock,
+    signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
+    settings: { retentionDays: config.sensors.retentionDays },
+  });
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
   const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) });
@@ -142,11 +168,12 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
       passwords,
       tokens: watcherTokens(config, clock),
       bouncers: crowdsecBouncers,
+      sensors,
       actions,
       ...(log ? { log } : {}),
     }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -270,6 +297,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes, { audit: services.audit, transparency: services.transparency });
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
+  await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
   await app.register(lapiRoutes, services.crowdsec);
   await app.register(crowdsecAdminRoutes, services.crowdsec);
 
@@ -278,9 +306,12 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   // and is replayed on top of the snapshot (see BlockIndex), instead of being missed until restart.
   let stopListening: (() => Promise<void>) | undefined;
   let stopIdentity: (() => Promise<void>) | undefined;
+  let stopSensors: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
     const clear = () => services.identity.invalidateCache();
     stopIdentity = await db.listen(IDENTITY_CHANNEL, clear, clear);
+    const clearSensors = () => services.sensors.invalidateCache();
+    stopSensors = await db.listen(SENSORS_CHANNEL, clearSensors, clearSensors);
     stopListening = await db.listen(
       BLOCKLIST_CHANNEL,
       (payload) => {
@@ -344,7 +375,23 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
       });
   }, config.audit.checkpointIntervalSeconds * 1000);
   checkpointTimer.unref();
+  // Telemetry retention (removes events past sensors.retentionDays, signing a summary first).
+  let retaining: Promise<unknown> | undefined;
+  const retentionTimer = setInterval(() => {
+    if (retaining) return;
+    retaining = services.sensorsRetention
+      .run()
+      .then((r) => r.events + r.rollups > 0 && app.log.info({ events: r.events, batches: r.batches, rollups: r.rollups, cutoff: r.cutoff }, "telemetry retention removed old events"))
+      .catch((err: unknown) => app.log.error({ err }, "telemetry retention failed"))
+      .finally(() => {
+        retaining = undefined;
+      });
+  }, config.sensors.retentionIntervalSeconds * 1000);
+  retentionTimer.unref();
   app.addHook("onClose", async () => {
+    clearInterval(retentionTimer);
+    // A batch in flight finishes (or rolls back) before the database closes under it.
+    await retaining;
     clearInterval(sweepTimer);
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
@@ -352,6 +399,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();
+    await stopSensors?.();
     await services.rules.stop();
     await services.crowdsec.bouncers.stop();
   });

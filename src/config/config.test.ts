@@ -113,11 +113,21 @@ describe("defaults", () => {
         webhookTimeoutMs: 5_000,
         sweepIntervalSeconds: 30,
       },
-      sensors: { credentials: "encrypted", credentialKeys: [], retentionDays: 90, retentionIntervalSeconds: 3_600 },
+      sensors: {
+        credentials: "encrypted",
+        credentialKeys: [],
+        retentionDays: 90,
+        retentionIntervalSeconds: 3_600,
+        keyRotationGraceSeconds: 86_400,
+        batchMaxEvents: 10_000,
+        batchMaxBytes: 10_485_760,
+        eventMaxBytes: 65_536,
+        fieldMaxChars: 16_384,
+      },
       crowdsec: { watcherTokenTtlSeconds: 3_600 },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(71);
+    expect(Object.keys(sources)).toHaveLength(76);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 

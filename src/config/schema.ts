@@ -158,6 +158,15 @@ export const configSchema = z.strictObject({
       // Events (and their rollups) older than this are removed by the retention job, which signs a summary into the audit log first.
       retentionDays: z.number().int().min(1).max(36_500).default(90),
       retentionIntervalSeconds: z.number().int().min(60).max(86_400).default(3_600),
+      // After a key rotation the previous key keeps working this long (seconds; default one day).
+      keyRotationGraceSeconds: z.number().int().min(0).max(90 * 86_400).default(86_400),
+      // One batch (POST /security/honeypot/events/batch, a HEC request): at most this many events and bytes.
+      batchMaxEvents: z.number().int().min(1).max(100_000).default(10_000),
+      batchMaxBytes: z.number().int().min(1_024).max(100 * 1_048_576).default(10 * 1_048_576),
+      // One event (a single post, one batch item, one OpenCanary webhook) as received.
+      eventMaxBytes: z.number().int().min(256).max(1_048_576).default(65_536),
+      // Any one string inside an event's payload (a command line, a URL, a banner).
+      fieldMaxChars: z.number().int().min(64).max(1_048_576).default(16_384),
     })
     .prefault({}),
   crowdsec: z

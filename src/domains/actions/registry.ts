@@ -11,6 +11,7 @@ import type { BlocklistService } from "../blocklist/blocklist.service.ts";
 import type { PolicyService } from "../policy/policy.service.ts";
 import type { KeysService } from "../identity/keys.service.ts";
 import type { AccountsService } from "../identity/accounts.service.ts";
+import type { SensorsService } from "../sensors/sensors.service.ts";
 import { SECURITY_MODES } from "../policy/policy.schemas.ts";
 import { ENTITY_TYPES } from "../blocklist/blocklist.schemas.ts";
 
@@ -30,6 +31,7 @@ export type ActionServices = {
   policy: Pick<PolicyService, "getPolicy" | "updatePolicy">;
   keys: Pick<KeysService, "show" | "revoke" | "list">;
   accounts: Pick<AccountsService, "showUser" | "setDisabled" | "listSessions">;
+  sensors: Pick<SensorsService, "showInstance" | "deactivate" | "sourceActivity">;
   /** Active rules that test `field` (the decision adapter answers; only it knows the engine). */
   rulesTesting(field: string): Promise<{ name: string; version: number; outcome: string; description: string }[]>;
 };
@@ -84,6 +86,15 @@ const enforcementNote = {
   note: "no enforcement-point registry exists yet (bouncers arrive with the CrowdSec issue): every point polling the two endpoints above receives it",
 };
 
+/** What the sensors saw of an IP lately (the dry-run's evidence); other entity types have no telemetry. */
+const recentEvents = async (services: ActionServices, payload: { entity_type: string; value: string }, now: Date) => {
+  if (payload.entity_type !== "ip") return { available: false, note: `sensor telemetry is kept per source IP; a ${payload.entity_type} block has none to show` };
+  const ip = normalizeIp(payload.value);
+  if (!ip) return { available: false, note: "not an IP address" };
+  const activity = await services.sensors.sourceActivity(ip, now);
+  return { available: true, source_ip: ip, ...activity };
+};
+
 const blockEntity = define({
   type: "block_entity",
   description: "Block an IP, a CIDR range, a user or an API key prefix (a blocklist entry, optionally expiring).",
@@ -93,7 +104,7 @@ const blockEntity = define({
     duration_seconds: z.number().int().min(60).max(31_536_000).optional().describe("how long the block lasts; absent means until unblocked"),
   }),
   grants: ["blocklist:read", "blocklist:write"],
-  readGrants: BLOCK_READ,
+  readGrants: [...BLOCK_READ, "events:read"],
   subject: async ({ payload }) => ({ ...entitySubject(payload), ...(payload.duration_seconds !== undefined ? { durationSeconds: payload.duration_seconds } : {}) }),
   dryRun: async ({ actor, services, payload, now }) => {
     const preview = await services.blocklist.previewBlock(actor, payload.entity_type, payload.value);
@@ -112,7 +123,7 @@ const blockEntity = define({
         : preview.guardrails.length
           ? `guardrail ${preview.guardrails[0]!.code}: ${preview.guardrails[0]!.detail}`
           : null,
-      recent_events: { available: false, note: "no sensor telemetry yet (sensors arrive with issue 7): recent events and sources it would match cannot be listed" },
+      recent_events: await recentEvents(services, payload, now),
       enforcement_points: enforcementNote,
     };
   },
@@ -213,24 +224,38 @@ const updatePolicy = define({
   execute: async ({ tx, actor, services, payload }) => ({ policy: await services.policy.updatePolicy(actor, payload, tx) }),
 });
 
-// Sensors (issue 7) do not exist yet: the type is registered so requests and rules can name it, and
-// its executor fails cleanly (recorded as failed) until the sensor registry lands.
-const NO_SENSORS = "no sensor registry yet (honeypot sensors arrive with issue 7): nothing can be deactivated";
 const deactivateHoneypot = define({
   type: "deactivate_honeypot",
   description: "Deactivate a honeypot sensor (its key stops being accepted).",
   risk: "medium",
   payload: z.strictObject({ sensor_id: z.string().trim().min(1).max(128) }),
-  grants: ["sensors:manage"],
-  readGrants: [],
+  grants: ["sensors:manage", "events:read"],
+  readGrants: ["events:read"],
   subject: async ({ payload }) => ({ value: payload.sensor_id }),
-  dryRun: async ({ payload }) => ({ sensor_id: payload.sensor_id, available: false, would_fail: NO_SENSORS }),
-  prepare: async () => {
-    throw EXECUTION_ERRORS.ACTION_EXECUTOR_UNAVAILABLE(NO_SENSORS);
+  dryRun: async ({ actor, services, payload }) => {
+    const sensor = await services.sensors.showInstance(actor, payload.sensor_id).catch((error: unknown) => {
+      if ((error as { code?: string }).code === "SENSOR_NOT_FOUND") return null;
+      throw error;
+    });
+    if (!sensor) return { sensor: null, keys_refused: [], would_fail: `no sensor with id ${payload.sensor_id}` };
+    return {
+      sensor: { id: sensor.id, name: sensor.name, honeypot_type: sensor.honeypot_type, location: sensor.location, active: sensor.active, last_event_at: sensor.last_event_at },
+      keys_refused: sensor.active ? sensor.keys.filter((k) => k.status === "active" || k.status === "expiring").map((k) => k.prefix) : [],
+      note: "the sensor's keys are refused at once on every node; its stored events stay",
+      would_fail: sensor.active ? null : `sensor ${sensor.name} is already deactivated`,
+    };
   },
-  execute: async () => {
-    throw EXECUTION_ERRORS.ACTION_EXECUTOR_UNAVAILABLE(NO_SENSORS);
+  prepare: async ({ actor, services, payload }) => {
+    const sensor = await services.sensors.showInstance(actor, payload.sensor_id).catch((error: unknown) => {
+      if ((error as { code?: string }).code === "SENSOR_NOT_FOUND") throw EXECUTION_ERRORS.ACTION_TARGET_NOT_FOUND(`no sensor with id ${payload.sensor_id}`);
+      throw error;
+    });
+    if (!sensor.active) throw EXECUTION_ERRORS.ACTION_TARGET_UNCHANGED(`sensor ${sensor.name} is already deactivated`);
+    return sensor.id;
   },
+  execute: async ({ tx, actor, services, prepared, requestId, reason }) => ({
+    sensor: await services.sensors.deactivate(actor, prepared, `action ${requestId}${reason ? `: ${reason}` : ""}`.slice(0, 1000), tx),
+  }),
 });
 
 const revokeApiKey = define({

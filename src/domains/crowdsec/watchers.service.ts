@@ -330,7 +330,11 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
       if (sensors && sensorId) {
         const events = alertEvents(alert, rawText, w.machineId, stored.id, now);
         if (events.length) {
-          const results = await sensors.ingestNormalized(actor, sensorId, events);
+          // A deactivated sensor refuses events: the alert is still kept and proposed.
+          const results = await sensors.ingestNormalized(actor, sensorId, events).catch((err: unknown) => {
+            log?.warn({ err, machine_id: w.machineId }, "the events of a CrowdSec alert were not stored");
+            return [];
+          });
           eventIds = results.filter((x) => x.id !== undefined).map((x) => String(x.id));
         }
       }

@@ -37,6 +37,8 @@ export const PERMISSIONS = [
   "sensors:manage",
   // Pushing events as a sensor (machine principals).
   "events:ingest",
+  // Seeing captured credentials (honeypot passwords, tokens) decrypted; everyone else sees them masked.
+  "telemetry:secrets",
   // Enforcement points (bouncers) and agents (watchers).
   "enforcement:manage",
 ] as const;
