@@ -109,6 +109,14 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     const ssh = requests.find((r) => r.payload.value === "91.121.79.195")!;
     expect(ssh.reason).toMatch(/^crowdsec\/agent-1: crowdsecurity\/ssh-bf/);
     expect(ssh.status).toBe("pending");
+    // Through the sentinel: an incident per (source, scenario) with the alert as evidence.
+    const [stored] = await t.db.query<{ proposal: { via: string; incident_id: string; action_request_id: string } }>(
+      "SELECT proposal FROM crowdsec_alerts WHERE source_value = '91.121.79.195' ORDER BY id LIMIT 1",
+    );
+    expect(stored!.proposal).toMatchObject({ via: "sentinel", incident_id: expect.any(String), action_request_id: expect.any(String) });
+    const incident = await admin("GET", `/security/incidents/${stored!.proposal.incident_id}`);
+    expect(incident.statusCode).toBe(200);
+    expect(JSON.stringify(incident.json())).toContain("91.121.79.195");
     // No blocks were created by the agent's own decisions.
     expect((await admin("GET", "/security/policy/blocks?active=true")).json().items).toEqual([]);
   });
@@ -144,6 +152,16 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     expect((await lapi("POST", "/v1/alerts", alerts, token)).statusCode).toBe(201);
     const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { payload: { value: string } }[];
     expect(requests.filter((r) => r.payload.value === "91.121.79.195")).toHaveLength(1);
+  });
+
+  it("proposes a range block for a Range-scoped alert through the action workflow, once while it is open", async () => {
+    const alert = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8"))[0] as Record<string, unknown>;
+    const ranged = { ...alert, source: { scope: "Range", value: "45.33.80.0/24" }, decisions: [{ duration: "4h", origin: "crowdsec", scenario: "crowdsecurity/ssh-bf", scope: "Range", value: "45.33.80.0/24", type: "ban" }] };
+    for (let i = 0; i < 2; i++) expect((await lapi("POST", "/v1/alerts", [{ ...ranged, message: `try ${i}` }], token)).statusCode).toBe(201);
+    const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { payload: Record<string, unknown>; reason: string }[];
+    const forRange = requests.filter((r) => r.payload.value === "45.33.80.0/24");
+    expect(forRange).toEqual([expect.objectContaining({ payload: { entity_type: "cidr", value: "45.33.80.0/24", duration_seconds: 14_400 } })]);
+    expect(forRange[0]!.reason).toMatch(/^crowdsec\/agent-1: crowdsecurity\/ssh-bf \(try 0\)/);
   });
 
   it("lists alerts in the contract's shape, filtered by ip and scenario", async () => {

@@ -47,6 +47,12 @@ import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
 import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
 import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
+import { incidentsRepo } from "../domains/detection/incidents.repo.ts";
+import { incidentsService } from "../domains/detection/incidents.service.ts";
+import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
+import { sentinelService } from "../domains/detection/sentinel.service.ts";
+import { dashboardService } from "../domains/dashboard/dashboard.service.ts";
+import { dashboardRoutes } from "../domains/dashboard/dashboard.routes.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
@@ -138,13 +144,19 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     clock,
     services: { blocklist, policy, keys, accounts, sensors },
     policy,
-    decisions: actionDecisions({ rules }),
+    // Requests about an address get the sensors' telemetry of it (decision.ts feeds it to the engine).
+    decisions: actionDecisions({ rules, telemetry: sensors }),
     // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
     signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
     webhooks: actionWebhooks,
     settings: config.actions,
     ...(log ? { log } : {}),
   });
+  // Detection: incidents, and the sentinel that raises action requests as the system principal.
+  const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
+  const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
+  // The dashboard reads aggregates only: rollups, the enforcement index, partial indexes.
+  const dashboard = dashboardService({ policy, incidents, blocklist, actions, sensors, clock });
   // Telemetry retention: signed summaries in the audit log, then the events go (docs/decisions/0007).
   const sensorsRetention = sensorsRetentionJob({
     db,
@@ -156,8 +168,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
   const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) });
-  // Watchers' alerts become events (sensors) and block proposals; until the sentinel exists the
-  // proposals are action requests raised directly (one open request per source).
+  // Watchers' alerts become events (sensors) and block proposals through the sentinel (incident,
+  // one open block request per source, the policy engine decides).
   const crowdsec = {
     bouncers: crowdsecBouncers,
     watchers: watchersService({
@@ -169,11 +181,12 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
       tokens: watcherTokens(config, clock),
       bouncers: crowdsecBouncers,
       sensors,
+      sentinel,
       actions,
       ...(log ? { log } : {}),
     }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, incidents, sentinel, dashboard, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -298,6 +311,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
   await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
+  await app.register(incidentsRoutes, { incidents: services.incidents });
+  await app.register(dashboardRoutes, { dashboard: services.dashboard });
   await app.register(lapiRoutes, services.crowdsec);
   await app.register(crowdsecAdminRoutes, services.crowdsec);
 
@@ -333,6 +348,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await services.crowdsec.bouncers.start();
   // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
   await services.rules.start();
+  // Detection follows ingestion from now on and replays the current window in the background.
+  services.sentinel.start(services.sensors);
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -396,6 +413,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
     await services.actionWebhooks.stop();
+    await services.sentinel.stop();
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();

@@ -252,7 +252,11 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
     if (!ip && !range) return { skipped: `source scope ${alert.source.scope} is not an IP or range` };
     const durations = alert.decisions.map((d) => parseGoDuration(d.duration)).filter((s): s is number => s !== undefined && s > 0);
     const durationSeconds = durations.length ? Math.min(31_536_000, Math.max(60, Math.round(Math.max(...durations)))) : undefined;
-    const reason = `crowdsec/${w.machineId}: ${alert.scenario} (${alert.message.slice(0, 300)})`;
+    // The request's reason reads "crowdsec/<machine>: <scenario> (<message>)"; decision-feed.ts reads
+    // origin and scenario back from it once the block exists.
+    const origin = `crowdsec/${w.machineId}`;
+    const what = `${alert.scenario} (${alert.message.slice(0, 300)})`;
+    const reason = `${origin}: ${what}`;
     const evidence = {
       crowdsec_alert_id: alertId,
       machine_id: w.machineId,
@@ -269,8 +273,8 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
         sourceIp: ip,
         threat: alert.scenario,
         severity: severityOf(alert),
-        origin: `crowdsec/${w.machineId}`,
-        reason,
+        origin,
+        reason: what,
         evidence,
         ...(durationSeconds !== undefined ? { durationSeconds } : {}),
       });
