@@ -124,6 +124,12 @@ const MATRIX: Record<string, Who> = {
   "GET /crowdsec/bouncers": [...ADMIN],
   "POST /crowdsec/bouncers": [...ADMIN],
   "DELETE /crowdsec/bouncers/:id": [...ADMIN],
+
+  // Detection and dashboard (branch detection): every role reads; analysts (events:triage) resolve.
+  "GET /security/incidents": ALL_ROLES,
+  "GET /security/incidents/:id": ALL_ROLES,
+  "POST /security/incidents/:id/resolve": ["analyst", "admin"],
+  "GET /security/dashboard": ALL_ROLES,
 };
 
 const allowed = (who: Who, principal: Principal): boolean => {

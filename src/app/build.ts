@@ -47,6 +47,12 @@ import { webhookOutbox } from "../domains/actions/webhooks.ts";
 import { sensorsRepo } from "../domains/sensors/sensors.repo.ts";
 import { sensorsService, type SensorChangeFeed } from "../domains/sensors/sensors.service.ts";
 import { sensorsRoutes } from "../domains/sensors/sensors.routes.ts";
+import { incidentsRepo } from "../domains/detection/incidents.repo.ts";
+import { incidentsService } from "../domains/detection/incidents.service.ts";
+import { incidentsRoutes } from "../domains/detection/incidents.routes.ts";
+import { sentinelService } from "../domains/detection/sentinel.service.ts";
+import { dashboardService } from "../domains/dashboard/dashboard.service.ts";
+import { dashboardRoutes } from "../domains/dashboard/dashboard.routes.ts";
 import { keyId } from "../lib/signed-note.ts";
 import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
@@ -136,13 +142,19 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
     clock,
     services: { blocklist, policy, keys, accounts, sensors },
     policy,
-    decisions: actionDecisions({ rules }),
+    // Requests about an address get the sensors' telemetry of it (decision.ts feeds it to the engine).
+    decisions: actionDecisions({ rules, telemetry: sensors }),
     // Verdicts are signed with the audit key, so one public key (GET /audit/public-key) checks both.
     signing: { privateKey: signingKey.privateKey, keyIdHex: keyId(signingKey.origin, signingKey.publicKeyRaw).toString("hex") },
     webhooks: actionWebhooks,
     settings: config.actions,
     ...(log ? { log } : {}),
   });
+  // Detection: incidents, and the sentinel that raises action requests as the system principal.
+  const incidents = incidentsService({ db, repo: incidentsRepo(db.orm), audit, clock });
+  const sentinel = sentinelService({ incidents, actions, policy, blocklist, clock, settings: config.detection, ...(log ? { log } : {}) });
+  // The dashboard reads aggregates only: rollups, the enforcement index, partial indexes.
+  const dashboard = dashboardService({ policy, incidents, blocklist, actions, sensors, clock });
   // Telemetry retention: signed summaries in the audit log, then the events go (docs/decisions/0007).
   const sensorsRetention = sensorsRetentionJob({
     db,
@@ -156,7 +168,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   const crowdsec = {
     bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
   };
-  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, crowdsec };
+  return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, incidents, sentinel, dashboard, crowdsec };
 };
 export type Services = ReturnType<typeof buildServices>;
 
@@ -281,6 +293,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(rulesRoutes, { rules: services.rules });
   await app.register(actionsRoutes, { actions: services.actions });
   await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
+  await app.register(incidentsRoutes, { incidents: services.incidents });
+  await app.register(dashboardRoutes, { dashboard: services.dashboard });
   await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
   await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
 
@@ -316,6 +330,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await services.crowdsec.bouncers.start();
   // The compiled rule set; on PostgreSQL it follows other nodes' activations (LISTEN before load).
   await services.rules.start();
+  // Detection follows ingestion from now on and replays the current window in the background.
+  services.sentinel.start(services.sensors);
   let sweeping = false;
   const sweepTimer = setInterval(() => {
     if (sweeping) return;
@@ -379,6 +395,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
     clearInterval(checkpointTimer);
     clearInterval(actionSweepTimer);
     await services.actionWebhooks.stop();
+    await services.sentinel.stop();
     services.blockIndex.close();
     await stopListening?.();
     await stopIdentity?.();

@@ -125,9 +125,18 @@ describe("defaults", () => {
         fieldMaxChars: 16_384,
       },
       crowdsec: { watcherTokenTtlSeconds: 3_600 },
+      detection: {
+        enabled: true,
+        elevateSources: 3,
+        lockdownSources: 10,
+        distinctUsernames: 10,
+        distinctPorts: 10,
+        maxTrackedSources: 100_000,
+        blockDurationSeconds: 86_400,
+      },
     });
     expect(Object.keys(sources)).toEqual([...CONFIG_LEAVES.keys()]);
-    expect(Object.keys(sources)).toHaveLength(76);
+    expect(Object.keys(sources)).toHaveLength(83);
     for (const source of Object.values(sources)) expect(source).toEqual({ kind: "default", name: "default" });
   });
 

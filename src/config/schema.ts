@@ -181,6 +181,25 @@ export const configSchema = z.strictObject({
       watcherTokenTtlSeconds: z.number().int().min(60).max(86_400).default(3_600),
     })
     .prefault({}),
+  // Detection and auto-response (docs/detection.md). Thresholds for blocking are the security
+  // policy's (max_failed_auth, max_scan_events, detection_window_minutes); these are the rest.
+  detection: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      // Distinct sources crossing a threshold within the window before the sentinel asks for
+      // set_mode elevated (policy auto_elevate) / lockdown (policy auto_lockdown).
+      elevateSources: z.number().int().min(1).max(100_000).default(3),
+      lockdownSources: z.number().int().min(1).max(100_000).default(10),
+      // Failed logins with this many distinct usernames in the window are credential stuffing.
+      distinctUsernames: z.number().int().min(2).max(256).default(10),
+      // This many distinct destination ports in the window is a port scan.
+      distinctPorts: z.number().int().min(2).max(256).default(10),
+      // Sources whose windows are kept in memory per node; the least recently active is dropped beyond it.
+      maxTrackedSources: z.number().int().min(100).max(10_000_000).default(100_000),
+      // How long the blocks the sentinel asks for last.
+      blockDurationSeconds: z.number().int().min(60).max(31_536_000).default(86_400),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -80,6 +80,22 @@ export const actionsRepo = (db: Executor) => ({
       .where(and(sql`${r.id} IN ${ids}`, due))
       .returning();
   },
+  /** The open (pending or approved) request holding `openKey`, if any. */
+  findOpenByKey: async (openKey: string, ex: Executor = db): Promise<ActionRow | undefined> => {
+    const [row] = await ex
+      .select()
+      .from(r)
+      .where(and(eq(r.openKey, openKey), inArray(r.status, ["pending", "approved"])))
+      .limit(1);
+    return row;
+  },
+  /** Pending requests per action type (partial index action_requests_pending_type). */
+  pendingByType: async (ex: Executor = db): Promise<{ type: string; count: number }[]> =>
+    ex
+      .select({ type: r.actionType, count: sql<number>`count(*)::int` })
+      .from(r)
+      .where(eq(r.status, "pending"))
+      .groupBy(r.actionType),
   insertApproval: async (row: ApprovalRow, ex: Executor = db) => void (await ex.insert(actionApprovals).values(row)),
   approvals: async (requestId: string, ex: Executor = db): Promise<ApprovalRow[]> =>
     ex.select().from(actionApprovals).where(eq(actionApprovals.requestId, requestId)).orderBy(asc(actionApprovals.signedAt), asc(actionApprovals.id)),

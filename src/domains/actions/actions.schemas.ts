@@ -77,6 +77,7 @@ export const actionSchema = z
     created_at: z.string(),
     updated_at: z.string(),
     expires_at: z.string(),
+    evidence: json.nullable().describe("what raised the request when the system did (sentinel: counts, event ids, incident); null otherwise"),
   })
   .meta({ id: "ActionRequest" });
 export type ActionView = z.infer<typeof actionSchema>;

@@ -32,7 +32,15 @@ export const ACTION_ERRORS = defineErrors({
   APPROVAL_DUPLICATE: { status: 409, title: "You already gave your verdict on this request" },
   DRY_RUN_REQUIRED: { status: 409, title: "A dry-run is required first" },
   ACTION_EXECUTION_FAILED: { status: 422, title: "Execution failed; the failure is recorded" },
+  ACTION_ALREADY_OPEN: { status: 409, title: "An open request with the same key exists" },
 });
+
+/** Options of requests the system raises (the sentinel): the evidence stored with it, and its open key. */
+export type RequestOptions = {
+  evidence?: Record<string, unknown>;
+  /** At most one pending or approved request holds a key (database-enforced); a second gets ACTION_ALREADY_OPEN. */
+  openKey?: string;
+};
 
 export type ActionSettings = {
   ttlSeconds: number;
@@ -84,6 +92,7 @@ export const toActionView = (row: ActionRow): ActionView => ({
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
   expires_at: row.expiresAt.toISOString(),
+  evidence: (row.evidence as Record<string, unknown> | null) ?? null,
 });
 
 const approvalView = (a: ApprovalRow) => ({
@@ -218,7 +227,7 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
 
   // ---------------------------------------------------------------- create
 
-  const createRequest = async (actor: Actor, input: CreateActionInput): Promise<ActionView> => {
+  const createRequest = async (actor: Actor, input: CreateActionInput, options: RequestOptions = {}): Promise<ActionView> => {
     requirePermission(actor, "actions:request");
     const spec = actionType(input.action_type);
     if (!spec)
@@ -241,9 +250,10 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
     const subject = await spec.subject({ actor: readActor, services: serviceSet, payload, now: clock.now() });
     const currentPolicy = await policy.getPolicy(withGrants(actor, ["policy:read"]));
     const early = input.dry_run ? await runDryRun(actor, spec, payload) : null;
+    const telemetry = await decisions.telemetryFor(subject, clock.now());
     const result = await db.transaction(async (tx) => {
       const now = clock.now();
-      const decision = await decisions.decide(tx, readActor, { id, type: spec.type, reason: input.reason, subject, policy: currentPolicy });
+      const decision = await decisions.decide(tx, readActor, { id, type: spec.type, reason: input.reason, subject, policy: currentPolicy, telemetry });
       if (decision.outcome === "DENY") {
         await audit.append(tx, actor, {
           action: "actions.request.denied",
@@ -283,9 +293,15 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
           approvedAt: status === "approved" ? now : null,
           executedAt: null,
           closedAt: status === "dry_run_only" ? now : null,
+          evidence: options.evidence ?? null,
+          openKey: options.openKey ?? null,
         },
         tx,
-      );
+      ).catch((error: unknown) => {
+        if (options.openKey && isUniqueViolation(error))
+          throw ACTION_ERRORS.ACTION_ALREADY_OPEN(`an open request with key ${options.openKey} exists`, { open_key: options.openKey });
+        throw error;
+      });
       await record(tx, actor, row, decision.outcome === "DRY_RUN_ONLY" ? "dry_run_only" : "created", null, input.reason || null, {
         decision_id: decision.decision_id,
         outcome: decision.outcome,
@@ -505,6 +521,20 @@ export const actionsService = ({ db, repo, audit, clock, services, policy, decis
     }
   };
 
-  return { createRequest, listRequests, getRequest, dryRun, approve, reject, execute, cancel, setStatus, sweepExpired };
+  /** The open (pending or approved) request holding `openKey`, if any. */
+  const findOpenRequest = async (actor: Actor, openKey: string): Promise<ActionView | undefined> => {
+    requirePermission(actor, "actions:read");
+    const row = await repo.findOpenByKey(openKey);
+    return row && toActionView(row);
+  };
+
+  /** Pending requests per action type (the dashboard). */
+  const pendingCounts = async (actor: Actor): Promise<Record<string, number>> => {
+    requirePermission(actor, "actions:read");
+    const rows = await repo.pendingByType();
+    return Object.fromEntries(rows.map((r) => [r.type, Number(r.count)]));
+  };
+
+  return { createRequest, findOpenRequest, pendingCounts, listRequests, getRequest, dryRun, approve, reject, execute, cancel, setStatus, sweepExpired };
 };
 export type ActionsService = ReturnType<typeof actionsService>;

@@ -31,6 +31,10 @@ export const actionRequests = pgTable("action_requests", {
   approvedAt: ts("approved_at"),
   executedAt: ts("executed_at"),
   closedAt: ts("closed_at"),
+  // Migration 0007: what raised the request (the sentinel's counts and event ids), and the key the
+  // database keeps unique among open requests (one open block per source).
+  evidence: jsonb("evidence"),
+  openKey: text("open_key"),
 });
 
 export const actionApprovals = pgTable("action_approvals", {

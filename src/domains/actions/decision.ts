@@ -22,20 +22,28 @@ export type StoredDecision = {
   input: Record<string, unknown>;
 };
 
+/** Sensor telemetry about the address acted on (issue 7), read before the decision's transaction. */
+export type SourceTelemetry = { events_1h: number; exploitation_1h: number; hits_24h: number; sensors: string[] };
+/** Where telemetry comes from: the sensors domain's sourceActivity (absent: the fields stay absent). */
+export type TelemetrySource = { sourceActivity(ip: string, now: Date): Promise<SourceTelemetry> };
+
 export type DecisionRequest = {
   id: string;
   type: string;
   reason: string;
   subject: ActionSubject;
   policy: Pick<Policy, "default_mode">;
+  /** For IP entities: what the sensors saw of it (see telemetryFor). */
+  telemetry?: SourceTelemetry | null;
 };
 
 /**
  * The engine input. Supplied: action.type, action.reason (when given), action.payload.value /
  * .mode / .duration_seconds (when the type has them), entity.type and, for addresses, entity.ip or
  * entity.cidr + entity.cidr_prefix, and entity.family; principal.id/kind/role; policy.mode.
- * Absent until sensors exist (issue 7): source.exploitation_seen_1h, source.events_1h,
- * evidence.honeypot_hits_24h, evidence.sensors. time.now is left to the engine's clock.
+ * For IP entities, from sensor telemetry: source.events_1h, source.exploitation_seen_1h,
+ * evidence.honeypot_hits_24h, evidence.sensors (absent for other entities, or when no telemetry
+ * source is wired). time.now is left to the engine's clock.
  */
 export const engineInput = (actor: Actor, request: DecisionRequest): Record<string, unknown> => {
   const p = actor.principal;
@@ -66,6 +74,11 @@ export const engineInput = (actor: Actor, request: DecisionRequest): Record<stri
     }
     input.entity = entity;
   }
+  const t = request.telemetry;
+  if (t) {
+    input.source = { events_1h: t.events_1h, exploitation_seen_1h: t.exploitation_1h > 0 };
+    input.evidence = { honeypot_hits_24h: t.hits_24h, sensors: [...t.sensors] };
+  }
   return input;
 };
 
@@ -80,7 +93,17 @@ export const explain = (d: Omit<StoredDecision, "explanation" | "input" | "decis
   return others.length ? `${head}; also matched: ${others.map((m) => `${ruleRef(m)} (${m.outcome})`).join(", ")}` : head;
 };
 
-export const actionDecisions = ({ rules }: { rules: Pick<RulesService, "decideAndRecord" | "list"> }) => {
+export const actionDecisions = ({ rules, telemetry }: { rules: Pick<RulesService, "decideAndRecord" | "list">; telemetry?: TelemetrySource }) => {
+  /**
+   * The telemetry fields of an IP entity, read before the decision's transaction (PGlite runs one
+   * transaction at a time, and no slow work belongs inside one). Null for anything else.
+   */
+  const telemetryFor = async (subject: ActionSubject, now: Date): Promise<SourceTelemetry | null> => {
+    if (!telemetry || subject.entity?.type !== "ip") return null;
+    const ip = canonicalAddress("ip", subject.entity.value).ip;
+    return ip ? telemetry.sourceActivity(ip, now) : null;
+  };
+
   /** Decides and records (in `tx`); the caller's actor needs rules:read, which every role has. */
   const decide = async (tx: Tx, actor: Actor, request: DecisionRequest): Promise<StoredDecision> => {
     const input = engineInput(actor, request);
@@ -105,6 +128,6 @@ export const actionDecisions = ({ rules }: { rules: Pick<RulesService, "decideAn
       .map((r) => ({ name: r.name, version: r.version, outcome: String(r.outcome), description: String(r.description ?? "") }));
   };
 
-  return { decide, rulesTesting };
+  return { decide, rulesTesting, telemetryFor };
 };
 export type ActionDecisions = ReturnType<typeof actionDecisions>;

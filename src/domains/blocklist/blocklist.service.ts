@@ -290,6 +290,12 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
     };
   };
 
+  /** Active blocks per entity type, from the enforcement index (the dashboard). */
+  const activeCounts = (actor: Actor): Record<EntityType, number> => {
+    requirePermission(actor, "blocklist:read");
+    return index.counts(clock.now().getTime());
+  };
+
   /** One IP or CIDR per line, for ipset restore scripts and nginx/HAProxy deny maps. */
   const ipFeed = (actor: Actor): string => {
     requirePermission(actor, "blocklist:check");
@@ -340,6 +346,6 @@ export const blocklistService = ({ db, repo, audit, clock, index, settings, chan
     if (row && toBlock(row, clock.now()).active) index.upsert(toIndexed(row));
   };
 
-  return { createBlock, listBlocks, getBlock, deactivateBlock, previewBlock, check, ipFeed, sweepExpired, reloadIndex, applyChange };
+  return { createBlock, listBlocks, getBlock, deactivateBlock, previewBlock, check, activeCounts, ipFeed, sweepExpired, reloadIndex, applyChange };
 };
 export type BlocklistService = ReturnType<typeof blocklistService>;
