@@ -121,9 +121,20 @@ const MATRIX: Record<string, Who> = {
   // CrowdSec Local API (bouncers by X-Api-Key) and its admin API.
   "GET /v1/decisions": { machine: "bouncer" },
   "GET /v1/decisions/stream": { machine: "bouncer" },
+  "POST /v1/usage-metrics": { machine: "bouncer" },
+  "POST /v1/watchers": "public",
+  "POST /v1/watchers/login": "public",
+  "GET /v1/heartbeat": { machine: "watcher" },
+  "POST /v1/alerts": { machine: "watcher" },
+  "GET /v1/alerts": { machine: "watcher" },
+  "DELETE /v1/decisions": { machine: "watcher" },
+  "DELETE /v1/decisions/:decision_id": { machine: "watcher" },
   "GET /crowdsec/bouncers": [...ADMIN],
   "POST /crowdsec/bouncers": [...ADMIN],
   "DELETE /crowdsec/bouncers/:id": [...ADMIN],
+  "GET /crowdsec/watchers": [...ADMIN],
+  "POST /crowdsec/watchers/:id/validate": [...ADMIN],
+  "DELETE /crowdsec/watchers/:id": [...ADMIN],
 
   // Detection and dashboard (branch detection): every role reads; analysts (events:triage) resolve.
   "GET /security/incidents": ALL_ROLES,

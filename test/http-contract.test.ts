@@ -11,7 +11,7 @@ describe.each(DB_KINDS)("HTTP contract on %s", (kind) => {
   });
   afterAll(async () => t?.close());
 
-  const PUBLIC = new Set(["/healthz", "/readyz", "/openapi.json", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/oidc/login", "/auth/oidc/callback"]);
+  const PUBLIC = new Set(["/healthz", "/readyz", "/openapi.json", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/oidc/login", "/auth/oidc/callback", "/v1/watchers", "/v1/watchers/login"]);
 
   it("every registered route declares a permission (default deny)", () => {
     const missing = t.app.routeTable.filter((r) => !r.config?.permission).map((r) => `${String(r.method)} ${r.url}`);

@@ -138,13 +138,17 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
       { source_ip: "198.51.100.4", event_type: "command", payload: { cmd: "x".repeat(5_000) } },
       { source_ip: "198.51.100.5", event_type: "command", payload: { cmd: "a\u0000b" } },
       { source_ip: "::ffff:198.51.100.6", event_type: "connection" },
+      { source_ip: "198.51.100.7", event_type: "command", payload: { nested: { cmd: "\ud800" } } },
+      // Many short fields: large in total (over fieldMaxChars), no field too long.
+      { source_ip: "198.51.100.8", event_type: "command", payload: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, "y".repeat(50)])) },
     ];
     const res = await post("/security/honeypot/events/batch", key, JSON.stringify(items));
     expect(res.statusCode, res.body).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ total: 8, accepted: 2, duplicate: 1, rejected: 5 });
+    expect(body).toMatchObject({ total: 10, accepted: 3, duplicate: 1, rejected: 6 });
     const r = body.results as Json[];
-    expect(r.map((x) => x.status)).toEqual(["accepted", "duplicate", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted"]);
+    expect(r.map((x) => x.status)).toEqual(["accepted", "duplicate", "rejected", "rejected", "rejected", "rejected", "rejected", "accepted", "rejected", "accepted"]);
+    expect([r[8]!.code, r[8]!.path]).toEqual(["EVENT_INVALID_STRING", "payload.nested.cmd"]);
     expect(r[1]!.id).toBe(r[0]!.id);
     expect(r.slice(2, 7).map((x) => [x.code, x.path])).toEqual([
       ["EVENT_INVALID_SOURCE_IP", "source_ip"],
@@ -154,9 +158,9 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
       ["EVENT_INVALID_STRING", "payload.cmd"],
     ]);
     for (const x of r.slice(2, 7)) expect(typeof x.reason).toBe("string");
-    expect(await count(id)).toBe(2);
+    expect(await count(id)).toBe(3);
     const stored = (await call("GET", `/security/honeypot/events?sensor=${id}`, viewer.token)).json().items as Json[];
-    expect(stored.map((e) => e.source_ip).sort()).toEqual(["198.51.100.1", "198.51.100.6"]);
+    expect(stored.map((e) => e.source_ip).sort()).toEqual(["198.51.100.1", "198.51.100.6", "198.51.100.8"]);
 
     // NDJSON: a malformed line is one rejected item; the same batch sent again adds nothing.
     const ndjson = ['{"source_ip":"192.0.2.1","event_type":"scan"}', "{not json", '{"source_ip":"192.0.2.2","event_type":"scan"}', ""].join("\n");
@@ -166,7 +170,7 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     const again = (await post("/security/honeypot/events/batch", key, ndjson, "application/x-ndjson")).json();
     expect(again).toMatchObject({ total: 3, accepted: 0, duplicate: 2, rejected: 1 });
     expect(again.results[0].id).toBe(nd.results[0].id);
-    expect(await count(id)).toBe(4);
+    expect(await count(id)).toBe(5);
   });
 
   it("refuses oversized, empty and malformed requests with problem+json and stores nothing", async () => {
@@ -347,9 +351,15 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect(asForm.statusCode, asForm.body).toBe(200);
     expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: line(2000, { USERNAME: "admin", PASSWORD: "s3cret-pw" }) }))).json().status).toBe("duplicate");
     problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ msg: "x" })), 400, "VALIDATION_FAILED");
-    problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: "not json" })), 400, "VALIDATION_FAILED");
+    const notJson = problem(await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: "not json" })), 400, "EVENT_INVALID_FIELD");
+    expect(notJson.errors[0].path).toBe("message");
+    // A custom log format that prefixes the line, and an internal message without a source address.
+    expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: `opencanary-1 ${line(4000, {}, "198.51.100.78")}` }))).statusCode).toBe(200);
+    expect((await post("/security/honeypot/ingest/opencanary", key, JSON.stringify({ message: line(1001, { msg: "Canary running" }, "") }))).statusCode).toBe(200);
     const events = (await call("GET", `/security/honeypot/events?sensor=${id}`, viewer.token)).json().items as Json[];
     expect(events.map((e) => [e.event_type, e.source_ip, e.payload.sensor_event])).toEqual([
+      ["other", "0.0.0.0", "opencanary:1001"],
+      ["connection", "198.51.100.78", "opencanary:4000"],
       ["scan", "198.51.100.77", "opencanary:5001"],
       ["auth_attempt", "198.51.100.77", "opencanary:2000"],
     ]);

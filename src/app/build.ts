@@ -58,6 +58,8 @@ import { credentialVaultFromConfig } from "../domains/sensors/credentials.ts";
 import { sensorsRetention as sensorsRetentionJob } from "../domains/sensors/retention.ts";
 import { crowdsecRepo } from "../domains/crowdsec/crowdsec.repo.ts";
 import { bouncersService } from "../domains/crowdsec/bouncers.service.ts";
+import { watchersService } from "../domains/crowdsec/watchers.service.ts";
+import { watcherTokens } from "../domains/crowdsec/watcher-tokens.ts";
 import { lapiRoutes } from "../domains/crowdsec/crowdsec.routes.ts";
 import { crowdsecAdminRoutes } from "../domains/crowdsec/crowdsec-admin.routes.ts";
 import { authPlugin, errorsPlugin } from "./plugins.ts";
@@ -165,8 +167,24 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   });
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
+  const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) });
+  // Watchers' alerts become events (sensors) and block proposals through the sentinel (incident,
+  // one open block request per source, the policy engine decides).
   const crowdsec = {
-    bouncers: bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) }),
+    bouncers: crowdsecBouncers,
+    watchers: watchersService({
+      db,
+      repo: crowdsecStore,
+      audit,
+      clock,
+      passwords,
+      tokens: watcherTokens(config, clock),
+      bouncers: crowdsecBouncers,
+      sensors,
+      sentinel,
+      actions,
+      ...(log ? { log } : {}),
+    }),
   };
   return { audit, transparency, identity, accounts, oidc, keys, passwords, policy, blocklist, blockIndex, rules, actions, actionWebhooks, credentialVault, sensors, sensorsRetention, incidents, sentinel, dashboard, crowdsec };
 };
@@ -295,8 +313,8 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   await app.register(sensorsRoutes, { sensors: services.sensors, settings: config.sensors });
   await app.register(incidentsRoutes, { incidents: services.incidents });
   await app.register(dashboardRoutes, { dashboard: services.dashboard });
-  await app.register(lapiRoutes, { bouncers: services.crowdsec.bouncers });
-  await app.register(crowdsecAdminRoutes, { bouncers: services.crowdsec.bouncers });
+  await app.register(lapiRoutes, services.crowdsec);
+  await app.register(crowdsecAdminRoutes, services.crowdsec);
 
   // Background work: follow other nodes' changes, load the enforcement index, record expiries.
   // LISTEN starts before the first load: a change committed while loading arrives as a notification
@@ -445,7 +463,7 @@ export const buildLapiApp = async (main: FastifyInstance, config: Config, option
     ...(config.rateLimit.enabled ? { authFailuresPerMinute: config.rateLimit.authFailuresPerMinute } : {}),
   });
   await lapi.register(rateLimitPlugin, { settings: config.rateLimit });
-  await lapi.register(lapiRoutes, { bouncers: main.services.crowdsec.bouncers });
+  await lapi.register(lapiRoutes, main.services.crowdsec);
   await lapi.ready();
   return lapi;
 };

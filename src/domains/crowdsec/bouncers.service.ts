@@ -236,12 +236,13 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
     return out;
   };
 
-  /** The JSON of GET /v1/decisions: an array, or null when nothing matches (as CrowdSec answers). */
-  const lookup = async (actor: Actor, q: LookupQuery, ctx: PullContext): Promise<string> => {
-    requirePermission(actor, "blocklist:check");
-    const bouncerId = actor.principal.kind === "system" ? actor.principal.machine?.id : undefined;
-    if (bouncerId) notePull(bouncerId, ctx);
-    const now = clock.now().getTime();
+  /** Live decisions matching a /v1/decisions query (or one decision id), at `now`. */
+  const findDecisions = async (q: LookupQuery & { decisionId?: number }, now = clock.now().getTime()): Promise<DecisionEntry[]> => {
+    if (q.decisionId !== undefined) {
+      await catchUp();
+      for (const e of mirror.values()) if (e.id === q.decisionId && e.expiresAt > now) return [e];
+      return [];
+    }
     const filter = parseFilter(q);
     const contains = q.contains === undefined || q.contains === "" || isTrue(q.contains);
     let ip = q.ip;
@@ -250,7 +251,7 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
     if (q.value !== undefined && q.value !== "") {
       if (scope === "ip" || scope === undefined) ip ??= q.value;
       else if (scope === "range") range ??= q.value;
-      else return "null";
+      else return [];
     }
     let found: DecisionEntry[];
     if (ip !== undefined && ip !== "") {
@@ -258,15 +259,25 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
       if (!canonical) throw invalidValue("ip", ip);
       found = await decisionsByIp(canonical, contains, now);
     } else if (range !== undefined && range !== "") {
-      const cidr = normalizeCidr(range) ?? (normalizeIp(range) ? normalizeCidr(`${normalizeIp(range)}/${range.includes(":") ? 128 : 32}`) : null);
+      const asIp = normalizeIp(range);
+      const cidr = normalizeCidr(range) ?? (asIp ? normalizeCidr(`${asIp}/${asIp.includes(":") ? 128 : 32}`) : null);
       if (!cidr) throw invalidValue("range", range);
       found = await decisionsByRange(cidr, contains, now);
     } else {
       await catchUp();
       const scoped: DecisionFilter = scope === "ip" || scope === "range" ? { ...filter, scopes: new Set([scope]) } : scope ? { ...filter, typeMatches: false } : filter;
-      return listOrNull(mirror.live(now, scoped), now);
+      return mirror.live(now, scoped);
     }
-    return listOrNull(found.filter((e) => e.expiresAt > now && matchesFilter(e, filter)), now);
+    return found.filter((e) => e.expiresAt > now && matchesFilter(e, filter));
+  };
+
+  /** The JSON of GET /v1/decisions: an array, or null when nothing matches (as CrowdSec answers). */
+  const lookup = async (actor: Actor, q: LookupQuery, ctx: PullContext): Promise<string> => {
+    requirePermission(actor, "blocklist:check");
+    const bouncerId = actor.principal.kind === "system" ? actor.principal.machine?.id : undefined;
+    if (bouncerId) notePull(bouncerId, ctx);
+    const now = clock.now().getTime();
+    return listOrNull(await findDecisions(q, now), now);
   };
   const listOrNull = (entries: DecisionEntry[], now: number) => (entries.length ? serializeList(entries, now) : "null");
 
@@ -303,6 +314,13 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
     pendingPulls.delete(row.id);
     await repo.recordPull(row.id, { at: nowDate, address: ctx.address, ...parseUserAgent(ctx.userAgent), cursor: { seq, at: nowDate } });
     return body;
+  };
+
+  /** POST /v1/usage-metrics: kept as sent (bounded by the body limit), for operators to read. */
+  const recordUsageMetrics = async (actor: Actor, body: unknown): Promise<void> => {
+    requirePermission(actor, "blocklist:check");
+    const machine = actor.principal.kind === "system" ? actor.principal.machine : undefined;
+    await repo.insertUsageMetrics({ receivedAt: clock.now(), machineType: machine?.type ?? "unknown", machineId: machine?.id ?? "unknown", body: body ?? null });
   };
 
   // ---- management (admin API and CLI) ----
@@ -387,6 +405,6 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
     await running?.catch(() => {});
   };
 
-  return { authenticate, lookup, stream, createBouncer, listBouncers, deleteBouncer, start, stop, catchUp, flushPulls, mirror };
+  return { authenticate, lookup, findDecisions, stream, recordUsageMetrics, createBouncer, listBouncers, deleteBouncer, start, stop, catchUp, flushPulls, mirror };
 };
 export type BouncersService = ReturnType<typeof bouncersService>;

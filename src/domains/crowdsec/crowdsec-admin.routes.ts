@@ -5,9 +5,10 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { actorOf } from "../../app/plugins.ts";
 import { problems } from "../../app/schemas.ts";
 import type { BouncersService } from "./bouncers.service.ts";
-import { bouncerSchema, createBouncerBody, createdBouncerSchema, idOrNameParams } from "./crowdsec.schemas.ts";
+import type { WatchersService } from "./watchers.service.ts";
+import { bouncerSchema, createBouncerBody, createdBouncerSchema, idOrNameParams, watcherSchema } from "./crowdsec.schemas.ts";
 
-export const crowdsecAdminRoutes: FastifyPluginAsyncZod<{ bouncers: BouncersService }> = async (app, { bouncers }) => {
+export const crowdsecAdminRoutes: FastifyPluginAsyncZod<{ bouncers: BouncersService; watchers: WatchersService }> = async (app, { bouncers, watchers }) => {
   const tags = ["crowdsec"];
   app.get(
     "/crowdsec/bouncers",
@@ -32,5 +33,26 @@ export const crowdsecAdminRoutes: FastifyPluginAsyncZod<{ bouncers: BouncersServ
       schema: { tags, summary: "Delete a bouncer (by id or name); its key stops working", params: idOrNameParams, response: { 200: bouncerSchema, ...problems(404) } },
     },
     async (request) => bouncers.deleteBouncer(actorOf(request), request.params.id),
+  );
+  app.get(
+    "/crowdsec/watchers",
+    { config: { permission: "enforcement:manage" }, schema: { tags, summary: "Watchers (agents), validated or pending", response: { 200: z.array(watcherSchema), ...problems() } } },
+    async (request) => watchers.listWatchers(actorOf(request)),
+  );
+  app.post(
+    "/crowdsec/watchers/:id/validate",
+    {
+      config: { permission: "enforcement:manage" },
+      schema: { tags, summary: "Validate a registered watcher (by id or machine id) so it can log in", params: idOrNameParams, response: { 200: watcherSchema, ...problems(404, 409) } },
+    },
+    async (request) => watchers.validateWatcher(actorOf(request), request.params.id),
+  );
+  app.delete(
+    "/crowdsec/watchers/:id",
+    {
+      config: { permission: "enforcement:manage" },
+      schema: { tags, summary: "Delete a watcher (by id or machine id); its tokens stop working", params: idOrNameParams, response: { 200: watcherSchema, ...problems(404) } },
+    },
+    async (request) => watchers.deleteWatcher(actorOf(request), request.params.id),
   );
 };

@@ -25,6 +25,23 @@ export const streamQuery = z.object({
   dedup: param,
 });
 
+export const alertsQuery = z.object({
+  scope: param,
+  value: param,
+  scenario: param,
+  ip: param,
+  range: param,
+  since: param,
+  until: param,
+  simulated: param,
+  has_active_decision: param,
+  decision_type: param,
+  limit: param,
+  origin: param,
+});
+
+export const deleteDecisionsQuery = z.object({ scope: param, value: param, type: param, ip: param, range: param, scenario: param });
+
 export const bouncerNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/, "1-100 letters, digits and . _ @ - (starting with a letter or digit)");

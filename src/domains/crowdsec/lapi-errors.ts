@@ -27,6 +27,7 @@ export const LAPI_ERRORS = {
   /** Login refused: unknown machine, wrong password or not validated yet. */
   loginRefused: (message: string) => new LapiError(403, { code: 403, message }, 401),
   badRequest: (message: string) => new LapiError(400, { message }),
+  forbidden: (message: string) => new LapiError(403, { message }),
   notFound: (message: string) => new LapiError(404, { message }),
 };
 

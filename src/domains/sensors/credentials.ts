@@ -6,7 +6,7 @@
 // Keys are "id:base64(32 bytes)"; the first seals, all open, so rotation is: prepend a new key,
 // keep the old ones until nothing sealed under them is retained. Each record names its key id,
 // which is also bound as associated data: a ciphertext moved to another key id fails to open.
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, type Config } from "../../config/index.ts";
@@ -48,6 +48,20 @@ export const generateVaultKey = (id: string): string => `${id}:${randomBytes(32)
 
 const aad = (keyId: string) => Buffer.from(AAD_PREFIX + keyId, "utf8");
 
+// Nonces come from a pool refilled 4,096 at a time: one CSPRNG call per event was a visible share
+// of ingestion. Every nonce is still 96 fresh random bits, used once.
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 4096);
+let noncePos = NONCE_POOL.length;
+const nextNonce = (): Buffer => {
+  if (noncePos === NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePos = 0;
+  }
+  const nonce = Buffer.from(NONCE_POOL.subarray(noncePos, noncePos + NONCE_BYTES));
+  noncePos += NONCE_BYTES;
+  return nonce;
+};
+
 export type CredentialVault = {
   mode: CredentialMode;
   /** The key id new records are sealed under (null unless encrypted). */
@@ -66,12 +80,19 @@ export const credentialVault = (options: { mode: CredentialMode; keys: readonly 
   }
   if (options.mode === "encrypted" && keys.length === 0) throw new VaultError("VAULT_NO_KEY", "sensors.credentials is encrypted but sensors.credentialKeys is empty");
   const current = options.mode === "encrypted" ? keys[0]! : null;
+  const currentAad = current ? aad(current.id) : null;
 
   const seal = (secrets: Record<string, string>) => {
-    if (!current || Object.keys(secrets).length === 0) return null;
-    const nonce = randomBytes(NONCE_BYTES);
+    if (!current || !currentAad) return null;
+    let empty = true;
+    for (const _ in secrets) {
+      empty = false;
+      break;
+    }
+    if (empty) return null;
+    const nonce = nextNonce();
     const cipher = createCipheriv("aes-256-gcm", current.key, nonce);
-    cipher.setAAD(aad(current.id));
+    cipher.setAAD(currentAad);
     const body = Buffer.concat([cipher.update(JSON.stringify(secrets), "utf8"), cipher.final()]);
     return { ciphertext: Buffer.concat([Buffer.from([VERSION]), nonce, body, cipher.getAuthTag()]), keyId: current.id };
   };

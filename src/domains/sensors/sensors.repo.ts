@@ -140,20 +140,18 @@ export const sensorsRepo = (db: Executor) => ({
    */
   insertEvents: async (sensorId: string, receivedAt: Date, rows: EventInsert[], ex: Executor = db): Promise<Map<string, string>> => {
     const sorted = [...rows].sort((a, b) => Buffer.compare(a.key, b.key));
+    // One JSON document for the whole batch: cheaper to build than nine PostgreSQL array literals
+    // (whose per-element escaping dominated), and parsed by the server in C. Payloads are embedded
+    // as JSON text already serialised by the caller.
+    const parts: string[] = new Array(sorted.length);
+    for (let i = 0; i < sorted.length; i++) {
+      const r = sorted[i]!;
+      parts[i] = `[${JSON.stringify(r.key.toString("hex"))},${JSON.stringify(r.sourceIp)},${JSON.stringify(r.eventType)},${JSON.stringify(r.detectedThreat)},${JSON.stringify(r.occurredAt.toISOString())},${r.payload},${JSON.stringify(r.raw)},${r.secrets ? JSON.stringify(r.secrets.toString("base64")) : "null"},${JSON.stringify(r.secretsKeyId)}]`;
+    }
     const result = await ex.execute(sql`
       INSERT INTO honeypot_events (event_key, sensor_id, source_ip, event_type, detected_threat, occurred_at, received_at, payload, raw, secrets, secrets_key_id)
-      SELECT k, ${sensorId}::uuid, ip, et, th, oc, ${receivedAt.toISOString()}::timestamptz, p, r, s, sk
-      FROM unnest(
-        ${sql.param(sorted.map((r) => r.key))}::bytea[],
-        ${sql.param(sorted.map((r) => r.sourceIp))}::text[],
-        ${sql.param(sorted.map((r) => r.eventType))}::text[],
-        ${sql.param(sorted.map((r) => r.detectedThreat))}::text[],
-        ${sql.param(sorted.map((r) => r.occurredAt.toISOString()))}::timestamptz[],
-        ${sql.param(sorted.map((r) => r.payload))}::jsonb[],
-        ${sql.param(sorted.map((r) => r.raw))}::text[],
-        ${sql.param(sorted.map((r) => r.secrets))}::bytea[],
-        ${sql.param(sorted.map((r) => r.secretsKeyId))}::text[]
-      ) WITH ORDINALITY AS x(k, ip, et, th, oc, p, r, s, sk, n)
+      SELECT decode(x->>0, 'hex'), ${sensorId}::uuid, x->>1, x->>2, x->>3, (x->>4)::timestamptz, ${receivedAt.toISOString()}::timestamptz, (x->5)::jsonb, x->>6, decode(x->>7, 'base64'), x->>8
+      FROM json_array_elements(${`[${parts.join(",")}]`}::json) WITH ORDINALITY AS t(x, n)
       ORDER BY n
       ON CONFLICT (event_key) DO NOTHING
       RETURNING id, event_key`);

@@ -338,8 +338,31 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     return { id: p.machine.id, name: p.name };
   };
 
-  /** Per-item checks the adapters leave to storage: sizes and what PostgreSQL cannot hold. */
-  const checkEvent = (ev: NormalizedEvent): { code: string; reason: string; path: string } | undefined => {
+  /**
+   * Per-item checks the adapters leave to storage: sizes and what PostgreSQL cannot hold. The
+   * serialised payload answers the common case: JSON.stringify escapes NUL and lone surrogates
+   * (as \u0000, \udXXX), and no string is longer than the whole text; only a suspicious event is walked.
+   */
+  const checkEvent = (ev: NormalizedEvent, payloadJson: string, secretsJson: string): { code: string; reason: string; path: string } | undefined => {
+    if (
+      payloadJson.length <= settings.fieldMaxChars &&
+      secretsJson.length <= settings.fieldMaxChars &&
+      !/\\u(0000|d[89a-f])/i.test(payloadJson) &&
+      !/\\u(0000|d[89a-f])/i.test(secretsJson) &&
+      Buffer.byteLength(ev.rawOriginal, "utf8") <= settings.eventMaxBytes &&
+      !(ev.occurredAt && Number.isNaN(ev.occurredAt.getTime())) &&
+      (ev.detectedThreat === null || (ev.detectedThreat.length <= 100 && !badString(ev.detectedThreat, "", 100))) &&
+      (ev.eventId === null || !badString(ev.eventId, "", settings.fieldMaxChars)) &&
+      ev.raw.isWellFormed() &&
+      !ev.raw.includes("\u0000") &&
+      ev.rawOriginal.isWellFormed() &&
+      !ev.rawOriginal.includes("\u0000")
+    )
+      return undefined;
+    return checkEventSlowly(ev);
+  };
+
+  const checkEventSlowly = (ev: NormalizedEvent): { code: string; reason: string; path: string } | undefined => {
     if (Buffer.byteLength(ev.rawOriginal, "utf8") > settings.eventMaxBytes)
       return { code: "EVENT_TOO_LARGE", reason: `the event is larger than ${settings.eventMaxBytes} bytes`, path: "" };
     if (ev.occurredAt && Number.isNaN(ev.occurredAt.getTime())) return { code: "EVENT_INVALID_TIME", reason: "not a valid time", path: "occurred_at" };
@@ -358,7 +381,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     return undefined;
   };
 
-  const prepare = (sensorId: string, index: number, ev: NormalizedEvent, receivedAt: Date): Prepared => {
+  const prepare = (sensorId: string, index: number, ev: NormalizedEvent, receivedAt: Date, payloadJson: string): Prepared => {
     let payload = ev.payload;
     let raw = ev.raw;
     let sealed: { ciphertext: Buffer; keyId: string } | null = null;
@@ -379,7 +402,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
         eventType: ev.eventType,
         detectedThreat: ev.detectedThreat,
         occurredAt: ev.occurredAt ?? receivedAt,
-        payload: JSON.stringify(payload),
+        payload: payload === ev.payload ? payloadJson : JSON.stringify(payload),
         raw,
         secrets: sealed?.ciphertext ?? null,
         secretsKeyId: sealed?.keyId ?? null,
@@ -404,12 +427,14 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
         out[index] = { index, status: "rejected", code: r.code, reason: r.reason, path: r.path };
         return;
       }
-      const problem = checkEvent(r.event);
+      const payloadJson = JSON.stringify(r.event.payload);
+      const secretsJson = JSON.stringify(r.event.secrets);
+      const problem = checkEvent(r.event, payloadJson, secretsJson);
       if (problem) {
         out[index] = { index, status: "rejected", ...problem };
         return;
       }
-      const p = prepare(sensor.id, index, r.event, receivedAt);
+      const p = prepare(sensor.id, index, r.event, receivedAt, payloadJson);
       if (firstByKey.has(p.keyHex)) duplicatesInRequest.push(p);
       else firstByKey.set(p.keyHex, p);
     });
@@ -578,28 +603,24 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
   const ingestOpenCanary = async (actor: Actor, body: string, contentType: string): Promise<{ id: string; status: "accepted" | "duplicate" }> => {
     requirePermission(actor, "events:ingest");
     const sensor = sensorOf(actor);
-    let message: unknown;
+    // The adapter unwraps {"message": ...} itself (a custom log format may prefix the JSON line).
+    let value: unknown;
+    let text: string;
     if (/^application\/x-www-form-urlencoded/i.test(contentType)) {
-      message = new URLSearchParams(body).get("message") ?? undefined;
+      const message = new URLSearchParams(body).get("message");
+      if (message === null) throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as message=<json line>' }]);
+      value = { message };
+      text = message;
     } else {
       const parsed = parseJson(body);
       if (!parsed.ok) throw COMMON_ERRORS.MALFORMED_BODY(`the body is not valid JSON: ${parsed.message}`);
-      message = parsed.value !== null && typeof parsed.value === "object" ? (parsed.value as { message?: unknown }).message : undefined;
-    }
-    let line: string;
-    let value: unknown;
-    if (typeof message === "string") {
-      const parsed = parseJson(message);
-      if (!parsed.ok) throw validationError([{ path: "message", message: `not a JSON OpenCanary log line: ${parsed.message}` }]);
-      line = message;
       value = parsed.value;
-    } else if (message !== null && typeof message === "object") {
-      line = JSON.stringify(message);
-      value = message;
-    } else {
-      throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as {"message": "<json line>"}' }]);
+      text = body;
+      const v = value as { message?: unknown; logtype?: unknown } | null;
+      if (v === null || typeof v !== "object" || (v.logtype === undefined && typeof v.message !== "string"))
+        throw validationError([{ path: "message", message: 'required: OpenCanary\'s log line as {"message": "<json line>"}' }]);
     }
-    const [result] = await store(sensor, [fromOpenCanary(value, line)]);
+    const [result] = await store(sensor, [fromOpenCanary(value, text)]);
     if (result!.status === "rejected") throw itemRejected(result!);
     return { id: result!.id!, status: result!.status as "accepted" | "duplicate" };
   };

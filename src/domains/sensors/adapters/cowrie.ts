@@ -6,10 +6,9 @@
 // cowrie.direct-tcpip.* is the attacker using the honeypot's SSH port forwarding as a relay to
 // third parties. It is "exploitation" (abuse of the service), not "scan": the ports are other
 // hosts' ports, and counting them as scan events would let port-scan detection fire on a relay.
-import { normalizeIp } from "../../../lib/ip.ts";
 import { pathKey, rewriteJsonValues } from "./json-text.ts";
 import { addSecret, isSecretFieldName, redactText, scrubValues, secretName, secretText } from "./redact.ts";
-import { ADAPTER_CODES, REDACTED, isPlainObject, reject, type AdapterResult, type EventType } from "./types.ts";
+import { ADAPTER_CODES, canonicalIp, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
 
 export const cowrieEventType = (eventid: string | null): EventType => {
   if (eventid === null) return "other";
@@ -47,31 +46,38 @@ const occurredAt = (event: Record<string, unknown>, envelope: Record<string, unk
   return Number.isFinite(seconds) && seconds > 0 ? new Date(Math.round(seconds * 1000)) : null;
 };
 
+type Context = { prefix: string; secrets: Record<string, string>; raw: Map<string, string> };
+
+// Module-level helpers taking a context (not closures made per event: this runs per ingested line).
+function replaceInRaw(ctx: Context, field: string, text: string): void {
+  ctx.raw.set(ctx.prefix + field, text);
+}
+
+/** Credentials typed into commands, URLs and forwarded data: the value goes to secrets, the text keeps [redacted]. */
+function redactField(ctx: Context, field: string, text: string): string {
+  const { text: redacted, found } = redactText(text);
+  if (found.length === 0) return text;
+  for (const f of found) addSecret(ctx.secrets, `${field === "input" ? "command" : field}.${f.kind}`, f.value);
+  replaceInRaw(ctx, field, redacted);
+  return redacted;
+}
+
 export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
   if (!isPlainObject(value)) return reject(ADAPTER_CODES.NOT_AN_OBJECT, "", "a Cowrie event is a JSON object");
   const wrapped = isPlainObject(value.event) && value.eventid === undefined;
   const event = wrapped ? (value.event as Record<string, unknown>) : value;
   const envelope = wrapped ? value : null;
-  const prefix = wrapped ? ["event"] : [];
 
   const srcText = str(event.src_ip);
   if (srcText === undefined) return reject(ADAPTER_CODES.INVALID_SOURCE_IP, "src_ip", "src_ip is missing or not a string");
-  const sourceIp = normalizeIp(srcText);
+  const sourceIp = canonicalIp(srcText);
   if (sourceIp === null) return reject(ADAPTER_CODES.INVALID_SOURCE_IP, "src_ip", `src_ip is not an IP address: ${JSON.stringify(srcText.slice(0, 64))}`);
 
   const eventid = str(event.eventid) ?? null;
   const eventType = cowrieEventType(eventid);
   const secrets: Record<string, string> = {};
   const rawReplacements = new Map<string, string>();
-  const replaceInRaw = (field: string, text: string) => rawReplacements.set(pathKey([...prefix, field]), text);
-
-  // Credentials typed into commands, URLs and forwarded data: the value goes to secrets, the text keeps [redacted].
-  const redactField = (field: string, text: string): string => {
-    const { text: redacted, found } = redactText(text);
-    for (const f of found) addSecret(secrets, `${field === "input" ? "command" : field}.${f.kind}`, f.value);
-    if (redacted !== text) replaceInRaw(field, redacted);
-    return redacted;
-  };
+  const ctx: Context = { prefix: wrapped ? pathKey(["event", ""]) : "", secrets, raw: rawReplacements };
 
   const payload: Record<string, unknown> = {};
   if (eventid !== null) payload.sensor_event = eventid;
@@ -80,7 +86,7 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
   const srcPort = port(event.src_port);
   if (srcPort !== undefined) payload.src_port = srcPort;
   const dstIp = str(event.dst_ip);
-  if (dstIp !== undefined) payload.dst_ip = normalizeIp(dstIp) ?? dstIp;
+  if (dstIp !== undefined) payload.dst_ip = canonicalIp(dstIp) ?? dstIp;
   const dstPort = port(event.dst_port);
   if (dstPort !== undefined) payload.dst_port = dstPort;
   const session = str(event.session);
@@ -94,12 +100,12 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
   if (event.password !== undefined && event.password !== null) {
     password = secretText(event.password);
     addSecret(secrets, "password", password);
-    replaceInRaw("password", REDACTED);
+    replaceInRaw(ctx, "password", REDACTED);
   }
   const input = str(event.input);
-  if (input !== undefined) payload.command = redactField("input", input);
+  if (input !== undefined) payload.command = redactField(ctx, "input", input);
   const url = str(event.url);
-  if (url !== undefined) payload.url = redactField("url", url);
+  if (url !== undefined) payload.url = redactField(ctx, "url", url);
   const shasum = str(event.shasum);
   if (shasum !== undefined) payload.shasum = shasum;
   const filename = str(event.filename) ?? str(event.destfile);
@@ -112,16 +118,16 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
     if (key === "version" && payload.client_version !== undefined) continue;
     if (isSecretFieldName(key) && v !== null && v !== undefined) {
       addSecret(secrets, secretName(key), secretText(v));
-      replaceInRaw(key, REDACTED);
+      replaceInRaw(ctx, key, REDACTED);
       continue;
     }
-    details[key] = typeof v === "string" ? redactField(key, v) : v;
+    setOwn(details, key, typeof v === "string" ? redactField(ctx, key, v) : v);
   }
   // cowrie.client.var: an environment variable such as AWS_SECRET_ACCESS_KEY=... sent by the client.
   if (eventid === "cowrie.client.var" && typeof event.name === "string" && isSecretFieldName(event.name) && event.value !== undefined && event.value !== null) {
     addSecret(secrets, `env.${event.name}`, secretText(event.value));
     details.value = REDACTED;
-    replaceInRaw("value", REDACTED);
+    replaceInRaw(ctx, "value", REDACTED);
   }
 
   const message = str(event.message);
@@ -139,11 +145,11 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
     // Whatever the message echoes of a secret found elsewhere (the command line after "CMD: ").
     m = scrubValues(m, Object.entries(secrets).filter(([name]) => name !== "password").map(([, v]) => v));
     payload.message = m;
-    if (m !== message) replaceInRaw("message", m);
+    if (m !== message) replaceInRaw(ctx, "message", m);
   }
   if (envelope) {
     const hec: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(envelope)) if (key !== "event") hec[key] = v;
+    for (const [key, v] of Object.entries(envelope)) if (key !== "event") setOwn(hec, key, v);
     if (Object.keys(hec).length) details.hec = hec;
   }
   if (Object.keys(details).length) payload.details = details;

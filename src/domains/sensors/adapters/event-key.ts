@@ -3,27 +3,29 @@
 // the two kinds and the field boundaries from ever colliding ("ab"+"c" vs "a"+"bc"). 128 bits make
 // an accidental collision (which would silently drop an event as a duplicate) negligible at any
 // volume we will store; see docs/decisions/0007-telemetry-storage.md for why not hex or a uuid.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { NormalizedEvent } from "./types.ts";
 
 const DOMAIN = Buffer.from("portcullis/sensors/event-key/v1\n", "utf8");
-const KIND_EVENT_ID = Buffer.from([1]);
-const KIND_RAW = Buffer.from([2]);
-
-const lengthPrefix = (bytes: number): Buffer => {
-  const out = Buffer.allocUnsafe(4);
-  out.writeUInt32BE(bytes, 0);
-  return out;
-};
+const KIND_EVENT_ID = 1;
+const KIND_RAW = 2;
 
 export const EVENT_KEY_BYTES = 16;
 
+/**
+ * Hashes domain || u32be(len sensor) || sensor || kind || u32be(len data) || data (UTF-8), one
+ * buffer and one call: this runs once per ingested event.
+ */
 export const eventKey = (sensorId: string, ev: Pick<NormalizedEvent, "eventId" | "rawOriginal">): Buffer => {
-  const sensor = Buffer.from(sensorId, "utf8");
-  const hash = createHash("sha256").update(DOMAIN).update(lengthPrefix(sensor.length)).update(sensor);
   const data = ev.eventId !== null ? ev.eventId : ev.rawOriginal;
-  hash.update(ev.eventId !== null ? KIND_EVENT_ID : KIND_RAW);
-  hash.update(lengthPrefix(Buffer.byteLength(data, "utf8")));
-  hash.update(data, "utf8");
-  return hash.digest().subarray(0, EVENT_KEY_BYTES);
+  const sensorBytes = Buffer.byteLength(sensorId, "utf8");
+  const dataBytes = Buffer.byteLength(data, "utf8");
+  const buf = Buffer.allocUnsafe(DOMAIN.length + 4 + sensorBytes + 1 + 4 + dataBytes);
+  let at = DOMAIN.copy(buf, 0);
+  at = buf.writeUInt32BE(sensorBytes, at);
+  at += buf.write(sensorId, at, "utf8");
+  at = buf.writeUInt8(ev.eventId !== null ? KIND_EVENT_ID : KIND_RAW, at);
+  at = buf.writeUInt32BE(dataBytes, at);
+  buf.write(data, at, "utf8");
+  return (hash("sha256", buf, "buffer") as unknown as Buffer).subarray(0, EVENT_KEY_BYTES);
 };

@@ -40,8 +40,10 @@ const MAX_DEPTH = 512;
  * text[i] opens an object or array: the index just past its matching close, -1 when the text ends
  * first, -2 when a closer does not match its opener (the boundary is then unknowable).
  */
+// Scratch for compoundEnd: it runs to completion synchronously, so one buffer serves every call.
+const closers = new Uint8Array(MAX_DEPTH);
+
 export const compoundEnd = (text: string, i: number): number => {
-  const closers = new Uint8Array(MAX_DEPTH);
   let depth = 0;
   const n = text.length;
   let j = i;
@@ -97,58 +99,56 @@ const decodeKey = (text: string, start: number, end: number): string => {
  */
 export const rewriteJsonValues = (text: string, replacements: ReadonlyMap<string, string>): string => {
   if (replacements.size === 0) return text;
-  let maxDepth = 0;
+  // The containers on the way to a replaced value: only those are descended into.
   const prefixes = new Set<string>();
   for (const key of replacements.keys()) {
     const parts = key.split(PATH_SEPARATOR);
-    maxDepth = Math.max(maxDepth, parts.length);
     for (let k = 1; k < parts.length; k++) prefixes.add(pathKey(parts.slice(0, k)));
   }
   const pieces: string[] = [];
   let copied = 0;
-  const path: string[] = [];
+  const invalid = () => new SyntaxError("rewriteJsonValues: text is not valid JSON");
 
-  const walk = (i: number): number => {
-    const here = pathKey(path);
-    const end = valueEnd(text, i);
-    if (end < 0) throw new SyntaxError("rewriteJsonValues: text is not valid JSON");
-    const replacement = path.length > 0 ? replacements.get(here) : undefined;
-    if (replacement !== undefined) {
-      pieces.push(text.slice(copied, i), JSON.stringify(replacement));
-      copied = end;
-      return end;
-    }
-    const c = text.charCodeAt(i);
-    if ((c !== OPEN_OBJECT && c !== OPEN_ARRAY) || path.length >= maxDepth || (path.length > 0 && !prefixes.has(here))) return end;
+  // Walks the members of the container opening at text[i] (whose path is `here`); returns its end.
+  const descend = (i: number, here: string): number => {
+    const isObject = text.charCodeAt(i) === OPEN_OBJECT;
+    const close = isObject ? CLOSE_OBJECT : CLOSE_ARRAY;
+    const n = text.length;
     let j = skipWhitespace(text, i + 1);
-    if (c === OPEN_OBJECT) {
-      while (text.charCodeAt(j) !== CLOSE_OBJECT) {
+    let index = 0;
+    while (j < n && text.charCodeAt(j) !== close) {
+      let name: string;
+      if (isObject) {
         const keyEnd = text.charCodeAt(j) === QUOTE ? stringEnd(text, j) : -1;
-        if (keyEnd < 0 || keyEnd > end) throw new SyntaxError("rewriteJsonValues: text is not valid JSON");
-        path.push(decodeKey(text, j, keyEnd));
+        if (keyEnd < 0) throw invalid();
+        name = decodeKey(text, j, keyEnd);
         j = skipWhitespace(text, keyEnd);
-        if (text.charCodeAt(j) !== COLON) throw new SyntaxError("rewriteJsonValues: text is not valid JSON");
-        j = walk(skipWhitespace(text, j + 1));
-        path.pop();
-        j = skipWhitespace(text, j);
-        if (text.charCodeAt(j) === COMMA) j = skipWhitespace(text, j + 1);
+        if (text.charCodeAt(j) !== COLON) throw invalid();
+        j = skipWhitespace(text, j + 1);
+      } else name = String(index++);
+      const path = here === "" ? name : here + PATH_SEPARATOR + name;
+      const replacement = replacements.get(path);
+      const c = text.charCodeAt(j);
+      let end: number;
+      if (replacement === undefined && (c === OPEN_OBJECT || c === OPEN_ARRAY) && prefixes.has(path)) end = descend(j, path);
+      else end = valueEnd(text, j);
+      if (end <= j) throw invalid();
+      if (replacement !== undefined) {
+        pieces.push(text.slice(copied, j), JSON.stringify(replacement));
+        copied = end;
       }
-    } else {
-      let index = 0;
-      while (text.charCodeAt(j) !== CLOSE_ARRAY) {
-        if (j >= end) throw new SyntaxError("rewriteJsonValues: text is not valid JSON");
-        path.push(String(index++));
-        j = walk(j);
-        path.pop();
-        j = skipWhitespace(text, j);
-        if (text.charCodeAt(j) === COMMA) j = skipWhitespace(text, j + 1);
-      }
+      j = skipWhitespace(text, end);
+      if (text.charCodeAt(j) === COMMA) j = skipWhitespace(text, j + 1);
     }
-    return end;
+    if (j >= n) throw invalid();
+    return j + 1;
   };
 
-  walk(skipWhitespace(text, 0));
-  if (copied === 0) return text;
+  const root = skipWhitespace(text, 0);
+  const c = text.charCodeAt(root);
+  if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) return text;
+  descend(root, "");
+  if (pieces.length === 0) return text;
   pieces.push(text.slice(copied));
   return pieces.join("");
 };

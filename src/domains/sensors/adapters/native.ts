@@ -2,10 +2,9 @@
 // event_id, occurred_at}. Unknown top-level fields are refused so a typo is an error, not lost data.
 // Credential-looking payload keys (password, token, secret, api_key ...) and credentials inside
 // payload strings (a command line with curl -u user:pass) move to `secrets`.
-import { normalizeIp } from "../../../lib/ip.ts";
 import { rewriteJsonValues, pathKey } from "./json-text.ts";
 import { addSecret, isSecretFieldName, redactText, secretName, secretText } from "./redact.ts";
-import { ADAPTER_CODES, EVENT_TYPES, REDACTED, isPlainObject, reject, type AdapterResult, type EventType } from "./types.ts";
+import { ADAPTER_CODES, canonicalIp, EVENT_TYPES, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
 
 const FIELDS = new Set(["source_ip", "event_type", "payload", "detected_threat", "event_id", "occurred_at"]);
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -16,33 +15,47 @@ export const MAX_PAYLOAD_DEPTH = 32;
 
 class TooDeep extends Error {}
 
+type CleanContext = { secrets: Record<string, string>; raw: Map<string, string>; path: string[] };
+
+// Module-level (not a closure per call): this runs for every value of every ingested payload.
+function cleanValue(value: unknown, ctx: CleanContext): unknown {
+  if (typeof value === "string") {
+    const { text, found } = redactText(value);
+    if (found.length) {
+      for (const f of found) addSecret(ctx.secrets, `${ctx.path.join(".")}.${f.kind}`, f.value);
+      ctx.raw.set(pathKey(["payload", ...ctx.path]), text);
+    }
+    return text;
+  }
+  if (typeof value !== "object" || value === null) return value;
+  if (ctx.path.length >= MAX_PAYLOAD_DEPTH) throw new TooDeep();
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      ctx.path.push(String(i));
+      out[i] = cleanValue(value[i], ctx);
+      ctx.path.pop();
+    }
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (isSecretFieldName(key) && v !== null && v !== undefined && typeof v !== "boolean") {
+      addSecret(ctx.secrets, [...ctx.path.map(secretName), secretName(key)].join("."), secretText(v));
+      ctx.raw.set(pathKey(["payload", ...ctx.path, key]), REDACTED);
+      continue;
+    }
+    ctx.path.push(key);
+    setOwn(out, key, cleanValue(v, ctx));
+    ctx.path.pop();
+  }
+  return out;
+}
+
 /** A copy of `payload` without secret-named keys and with credentials in strings redacted. */
-const cleanPayload = (payload: Record<string, unknown>, secrets: Record<string, string>, raw: Map<string, string>): Record<string, unknown> => {
-  const walk = (value: unknown, path: string[]): unknown => {
-    if (path.length > MAX_PAYLOAD_DEPTH) throw new TooDeep();
-    if (typeof value === "string") {
-      const { text, found } = redactText(value);
-      for (const f of found) addSecret(secrets, `${path.join(".")}.${f.kind}`, f.value);
-      if (text !== value) raw.set(pathKey(["payload", ...path]), text);
-      return text;
-    }
-    if (Array.isArray(value)) return value.map((item, i) => walk(item, [...path, String(i)]));
-    if (isPlainObject(value)) {
-      const out: Record<string, unknown> = {};
-      for (const [key, v] of Object.entries(value)) {
-        if (isSecretFieldName(key) && v !== null && v !== undefined && typeof v !== "boolean") {
-          addSecret(secrets, [...path.map(secretName), secretName(key)].join("."), secretText(v));
-          raw.set(pathKey(["payload", ...path, key]), REDACTED);
-          continue;
-        }
-        out[key] = walk(v, [...path, key]);
-      }
-      return out;
-    }
-    return value;
-  };
-  return walk(payload, []) as Record<string, unknown>;
-};
+const cleanPayload = (payload: Record<string, unknown>, secrets: Record<string, string>, raw: Map<string, string>): Record<string, unknown> =>
+  cleanValue(payload, { secrets, raw, path: [] }) as Record<string, unknown>;
 
 export const fromNative = (value: unknown, rawText: string, now: Date = new Date()): AdapterResult => {
   if (!isPlainObject(value)) return reject(ADAPTER_CODES.NOT_AN_OBJECT, "", "an event is a JSON object");
@@ -50,7 +63,7 @@ export const fromNative = (value: unknown, rawText: string, now: Date = new Date
     if (!FIELDS.has(key)) return reject(ADAPTER_CODES.UNKNOWN_FIELD, key, `unknown field "${key.slice(0, 64)}" (allowed: ${[...FIELDS].join(", ")})`);
   }
   if (value.source_ip === undefined) return reject(ADAPTER_CODES.MISSING_FIELD, "source_ip", "source_ip is required");
-  const sourceIp = typeof value.source_ip === "string" ? normalizeIp(value.source_ip) : null;
+  const sourceIp = typeof value.source_ip === "string" ? canonicalIp(value.source_ip) : null;
   if (sourceIp === null) return reject(ADAPTER_CODES.INVALID_SOURCE_IP, "source_ip", "source_ip must be an IPv4 or IPv6 address");
   if (value.event_type === undefined) return reject(ADAPTER_CODES.MISSING_FIELD, "event_type", "event_type is required");
   if (typeof value.event_type !== "string" || !(EVENT_TYPES as readonly string[]).includes(value.event_type))

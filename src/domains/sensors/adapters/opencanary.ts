@@ -6,10 +6,9 @@
 // OpenCanary never lets a login succeed, so every login attempt has outcome "failed". Its own
 // messages (1000-1006: boot, ping, config saved ...) name no remote party: their source is the
 // unspecified address 0.0.0.0, which keeps them stored without inventing an attacker.
-import { normalizeIp } from "../../../lib/ip.ts";
 import { pathKey, rewriteJsonValues } from "./json-text.ts";
 import { addSecret, isSecretFieldName, redactText, secretName, secretText } from "./redact.ts";
-import { ADAPTER_CODES, REDACTED, isPlainObject, reject, type AdapterResult, type EventType } from "./types.ts";
+import { ADAPTER_CODES, canonicalIp, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
 
 type Kind = { type: EventType; protocol: string };
 
@@ -96,7 +95,7 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
   const eventType: EventType = kind?.type ?? "other";
 
   const srcHost = str(line.src_host) ?? "";
-  let sourceIp = normalizeIp(srcHost);
+  let sourceIp = canonicalIp(srcHost);
   if (sourceIp === null) {
     const internal = logtype !== null && logtype >= 1000 && logtype < 2000;
     if (!(internal && srcHost === "")) return reject(ADAPTER_CODES.INVALID_SOURCE_IP, "src_host", `src_host is not an IP address: ${JSON.stringify(srcHost.slice(0, 64))}`);
@@ -110,7 +109,7 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
   const srcPort = port(line.src_port);
   if (srcPort !== undefined) payload.src_port = srcPort;
   const dstHost = str(line.dst_host);
-  if (dstHost) payload.dst_ip = normalizeIp(dstHost) ?? dstHost;
+  if (dstHost) payload.dst_ip = canonicalIp(dstHost) ?? dstHost;
   const dstPort = port(line.dst_port);
   if (dstPort !== undefined) payload.dst_port = dstPort;
   const nodeId = str(line.node_id);
@@ -136,8 +135,8 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
         const { text: redacted, found } = redactText(v);
         for (const f of found) addSecret(secrets, `${secretName(key)}.${f.kind}`, f.value);
         if (redacted !== v) rawReplacements.set(path, redacted);
-        rest[key] = redacted;
-      } else rest[key] = v;
+        setOwn(rest, key, redacted);
+      } else setOwn(rest, key, v);
     }
     if (typeof rest.REMOTEVERSION === "string") payload.client_version = rest.REMOTEVERSION;
     if (typeof rest.SESSION === "string") payload.session = rest.SESSION;
@@ -154,7 +153,7 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
     if (isSecretFieldName(key) && v !== null && v !== undefined) {
       addSecret(secrets, secretName(key), secretText(v));
       rawReplacements.set(pathKey([key]), REDACTED);
-    } else details[key] = v;
+    } else setOwn(details, key, v);
   }
   if (Object.keys(details).length) payload.details = details;
 

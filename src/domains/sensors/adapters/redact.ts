@@ -40,9 +40,11 @@ const PATTERNS: Pattern[] = [
 // Cheap screen: a text with none of these cannot match any pattern above.
 const MAYBE_SECRET = /:\/\/|(?:^|\s)-|uthoriz|key|token|secret|echo|=/i;
 
-export const redactText = (text: string): { text: string; found: Found[] } => {
+const NOTHING_FOUND: readonly Found[] = Object.freeze([]);
+
+export const redactText = (text: string): { text: string; found: readonly Found[] } => {
+  if (!MAYBE_SECRET.test(text)) return { text, found: NOTHING_FOUND };
   const found: Found[] = [];
-  if (!MAYBE_SECRET.test(text)) return { text, found };
   let out = text;
   for (const { kind, re, group } of PATTERNS) {
     const pieces: string[] = [];
@@ -64,9 +66,18 @@ export const redactText = (text: string): { text: string; found: Found[] } => {
 const SECRET_NAME = /(password|passwd|passphrase|passwort|pwd|secret|token|apikey|privatekey|accesskey|credential|clientresponse|authkey)/;
 const EXACT_SECRET_NAMES = new Set(["pass", "pw", "pin", "auth", "authorization", "cookie"]);
 
+// Field names repeat across events (a few dozen per sensor type): answers are cached, bounded.
+const secretNameCache = new Map<string, boolean>();
+
 export const isSecretFieldName = (name: string): boolean => {
-  const folded = name.toLowerCase().replace(/[-_.\s]/g, "");
-  return EXACT_SECRET_NAMES.has(folded) || SECRET_NAME.test(folded);
+  let answer = secretNameCache.get(name);
+  if (answer === undefined) {
+    const folded = name.toLowerCase().replace(/[-_.\s]/g, "");
+    answer = EXACT_SECRET_NAMES.has(folded) || SECRET_NAME.test(folded);
+    if (secretNameCache.size >= 10_000) secretNameCache.clear();
+    secretNameCache.set(name, answer);
+  }
+  return answer;
 };
 
 /** A stable secrets key for a field name: "VNC Password" -> "vnc_password". */

@@ -1,5 +1,7 @@
 // The shape every sensor adapter produces (native JSON, Cowrie, OpenCanary): one normalised event
 // whose payload and redacted raw text never hold a captured credential; those travel in `secrets`.
+import { normalizeIp, parseIpv4ToUint32 } from "../../../lib/ip.ts";
+
 export const EVENT_TYPES = ["connection", "auth_attempt", "exploitation", "scan", "command", "session", "other"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -42,3 +44,15 @@ export const ADAPTER_CODES = {
 export const reject = (code: string, path: string, reason: string): AdapterResult => ({ ok: false, code, reason, path });
 
 export const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** obj[key] = value as an own property, even for "__proto__" (a sender's key must stay data). */
+export const setOwn = (obj: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+};
+
+/**
+ * normalizeIp with a fast path for the common case: text the strict IPv4 parser accepts (four
+ * decimal octets, no leading zeros) is already canonical. Everything else goes through normalizeIp.
+ */
+export const canonicalIp = (text: string): string | null => (parseIpv4ToUint32(text) >= 0 ? text : normalizeIp(text));
