@@ -252,6 +252,12 @@ const measureBackend = async (label: string, n: number, run: number, copy: (line
     await postBatches(base, key, Array.from({ length: 2 * BATCH }, (_, i) => makeEvent(n + i, run)));
     const batch = await postBatches(base, key, events);
     rows.push({ operation: `batch endpoint, ${BATCH}/request, ${SENDERS} senders (${label}, ${DETECTION})`, n, opsPerSec: batch.rate, p50Ns: batch.p50, p99Ns: batch.p99, reference, ratio: batch.rate / copyRate });
+    // What detection made of it (a busy attack mix: each address sends a run of real Cowrie lines).
+    const dash = await fetch(`${base}/security/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    if (dash.status === 200) {
+      const d = (await dash.json()) as { incidents?: { total_open?: number }; action_requests?: { total_pending?: number } };
+      process.stdout.write(`ingest bench (${label}): after the batches, ${d.incidents?.total_open ?? "?"} open incidents and ${d.action_requests?.total_pending ?? "?"} pending action requests\n`);
+    }
     const single = await postSingles(base, key, n + 2 * BATCH, run);
     if (single.non2xx > 0 || single.errors > 0) throw new Error(`single posts: ${single.non2xx} non-2xx answers, ${single.errors} errors`);
     rows.push({
