@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, one table. Never part of `npm test`.
-// BENCH_ONLY=matcher|http|audit|auth|rules|actions|ingest|dashboard runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
+// BENCH_ONLY=matcher|http|audit|auth|rules|actions|crowdsec|ingest|dashboard runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
 // BENCH_AUDIT_SIZE the size of the large audit log (default 1M); BENCH_DATABASE_URL the PostgreSQL server.
 import { printTable, type BenchRow } from "./table.ts";
 import { runMatcherBench } from "./matcher.bench.ts";
@@ -8,6 +8,7 @@ import { runAuditBench } from "./audit.bench.ts";
 import { runAuthBench } from "./auth.bench.ts";
 import { runActionsBench } from "./actions.bench.ts";
 import { runRulesBench } from "./rules.bench.ts";
+import { runCrowdsecBench } from "./crowdsec.bench.ts";
 import { runIngestBench } from "./ingest.bench.ts";
 import { runDashboardBench } from "./dashboard.bench.ts";
 
@@ -19,6 +20,7 @@ if (!only || only === "audit") rows.push(...(await runAuditBench()));
 if (!only || only === "auth") rows.push(...(await runAuthBench()));
 if (!only || only === "actions") rows.push(...(await runActionsBench()));
 if (!only || only === "rules") rows.push(...(await runRulesBench()));
+if (!only || only === "crowdsec") rows.push(...(await runCrowdsecBench()));
 if (!only || only === "ingest") rows.push(...(await runIngestBench()));
 if (!only || only === "dashboard") rows.push(...(await runDashboardBench()));
 printTable(rows);
