@@ -167,6 +167,38 @@ describe.each(DB_KINDS)("auto-response end to end on %s", (kind) => {
   });
 });
 
+describe.each(DB_KINDS)("port scans from a native sender on %s", (kind) => {
+  const ctx = setup(kind);
+  const h = helpers(ctx);
+  const batch = async (events: object[]) => {
+    const res = await ctx.t.app.inject({
+      method: "POST",
+      url: "/security/honeypot/events/batch",
+      headers: { "x-honeypot-key": ctx.sensorKey, "content-type": "application/json" },
+      payload: JSON.stringify(events),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    await ctx.t.app.services.sentinel.settle();
+  };
+  const scan = (ip: string, port: number) => ({ source_ip: ip, event_type: "scan", payload: { dst_port: port, protocol: "tcp" } });
+
+  it("many ports opens a port_scan incident; max_scan_events scan events also raise a block request", async () => {
+    // 9 scans over 9 ports: below max_scan_events (10) and detection.distinctPorts (10).
+    await batch(Array.from({ length: 9 }, (_, i) => scan("193.32.162.7", 20 + i)));
+    expect(await h.incidentsOf("193.32.162.7")).toEqual([]);
+    await batch([scan("193.32.162.7", 8080)]);
+    const [incident] = await h.incidentsOf("193.32.162.7");
+    expect(incident).toMatchObject({ threat: "port_scan", severity: "medium", evidence: { counts: { scan_events: 10, distinct_ports: 10 } } });
+    const [request] = await h.blockRequestsFor("193.32.162.7");
+    expect(request).toMatchObject({ status: "pending", evidence: { threat: "port_scan", incident_id: incident!.id } });
+    // Ten ports probed by connections only (no scan events): an incident, but no block request.
+    await batch(Array.from({ length: 10 }, (_, i) => ({ source_ip: "193.32.162.8", event_type: "connection", payload: { dst_port: 1000 + i } })));
+    const [quiet] = await h.incidentsOf("193.32.162.8");
+    expect(quiet).toMatchObject({ threat: "port_scan", action_request_id: null });
+    expect(await h.blockRequestsFor("193.32.162.8")).toEqual([]);
+  });
+});
+
 describe.each(DB_KINDS)("escalation and restart on %s", (kind) => {
   const ctx = setup(kind, { "detection.elevateSources": 3, "detection.lockdownSources": 4 });
   const h = helpers(ctx);

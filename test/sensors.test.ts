@@ -425,8 +425,18 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
       raw: "{}",
       rawOriginal: "{}",
     };
-    const results = await t.app.services.sensors.ingestNormalized(actor, a.id, [normalized, normalized]);
-    expect(results.map((r) => r.status)).toEqual(["accepted", "duplicate"]);
+    const results = await t.app.services.sensors.ingestNormalized(actor, a.id, [
+      normalized,
+      normalized,
+      { ...normalized, eventId: "alert-2", sourceIp: "::FFFF:192.0.2.1" },
+      { ...normalized, eventId: "alert-3", eventType: "bogus" as "scan" },
+    ]);
+    expect(results.map((r) => [r.status, r.code])).toEqual([
+      ["accepted", undefined],
+      ["duplicate", undefined],
+      ["rejected", "EVENT_INVALID_SOURCE_IP"],
+      ["rejected", "EVENT_INVALID_TYPE"],
+    ]);
     expect(seen).toContain("crowdsec:watcher-1:192.0.2.91:scan");
     const since = await t.app.services.sensors.eventsSince(new Date(clock.now().getTime() - 1_000), null, 10_000);
     expect(since.map((e) => e.sourceIp)).toEqual(expect.arrayContaining(["192.0.2.90", "192.0.2.91"]));

@@ -11,6 +11,7 @@ import { registerIdentityCommands } from "./identity-commands.ts";
 import { registerRulesCommands } from "./rules-commands.ts";
 import { registerActionCommands } from "./action-commands.ts";
 import { registerCrowdsecCommands } from "./crowdsec-commands.ts";
+import { registerSensorCommands } from "./sensor-commands.ts";
 
 const program = new Command("portcullis")
   .description("Portcullis: security operations control plane")
@@ -33,6 +34,7 @@ registerIdentityCommands(program);
 registerRulesCommands(program);
 registerActionCommands(program);
 registerCrowdsecCommands(program);
+registerSensorCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -331,7 +331,7 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
         const live = new Set(liveDuringReplay.map((e) => e.id));
         record(page.filter((e) => !live.has(e.id)));
         total += page.length;
-        if (page.length < REPLAY_PAGE) break;
+        if (page.length < REPLAY_PAGE || stopped) break;
         if (total >= REPLAY_MAX_EVENTS) {
           log?.warn({ replayed: total }, "detection replay stopped at its cap; older events of the window are not counted");
           break;

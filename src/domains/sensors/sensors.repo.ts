@@ -138,7 +138,12 @@ export const sensorsRepo = (db: Executor) => ({
    * overlapping batches take the unique index's locks in the same order and never deadlock.
    * Returns the ids of the rows that were new (a duplicate's key is absent).
    */
-  insertEvents: async (sensorId: string, receivedAt: Date, rows: EventInsert[], ex: Executor = db): Promise<Map<string, string>> => {
+  /**
+   * Also counts the new rows into the (bucket, sensor) rollup in the same statement: the rollup row
+   * is locked only after every event row (the aggregate needs them all), so the lock order is
+   * always event keys first, rollup last, and the hot rollup row is held only until commit.
+   */
+  insertEvents: async (sensorId: string, receivedAt: Date, bucket: Date, rows: EventInsert[], ex: Executor = db): Promise<Map<string, string>> => {
     const sorted = [...rows].sort((a, b) => Buffer.compare(a.key, b.key));
     // One JSON document for the whole batch: cheaper to build than nine PostgreSQL array literals
     // (whose per-element escaping dominated), and parsed by the server in C. Payloads are embedded
@@ -146,17 +151,25 @@ export const sensorsRepo = (db: Executor) => ({
     const parts: string[] = new Array(sorted.length);
     for (let i = 0; i < sorted.length; i++) {
       const r = sorted[i]!;
-      parts[i] = `[${JSON.stringify(r.key.toString("hex"))},${JSON.stringify(r.sourceIp)},${JSON.stringify(r.eventType)},${JSON.stringify(r.detectedThreat)},${JSON.stringify(r.occurredAt.toISOString())},${r.payload},${JSON.stringify(r.raw)},${r.secrets ? JSON.stringify(r.secrets.toString("base64")) : "null"},${JSON.stringify(r.secretsKeyId)}]`;
+      // Hex, canonical IPs, event types, ISO times and base64 need no JSON escaping.
+      parts[i] = `["${r.key.toString("hex")}","${r.sourceIp}","${r.eventType}",${r.detectedThreat === null ? "null" : JSON.stringify(r.detectedThreat)},"${r.occurredAt.toISOString()}",${r.payload},${JSON.stringify(r.raw)},${r.secrets ? `"${r.secrets.toString("base64")}"` : "null"},${r.secretsKeyId === null ? "null" : JSON.stringify(r.secretsKeyId)}]`;
     }
     const result = await ex.execute(sql`
-      INSERT INTO honeypot_events (event_key, sensor_id, source_ip, event_type, detected_threat, occurred_at, received_at, payload, raw, secrets, secrets_key_id)
-      SELECT decode(x->>0, 'hex'), ${sensorId}::uuid, x->>1, x->>2, x->>3, (x->>4)::timestamptz, ${receivedAt.toISOString()}::timestamptz, (x->5)::jsonb, x->>6, decode(x->>7, 'base64'), x->>8
-      FROM json_array_elements(${`[${parts.join(",")}]`}::json) WITH ORDINALITY AS t(x, n)
-      ORDER BY n
-      ON CONFLICT (event_key) DO NOTHING
-      RETURNING id, event_key`);
+      WITH ins AS (
+        INSERT INTO honeypot_events (event_key, sensor_id, source_ip, event_type, detected_threat, occurred_at, received_at, payload, raw, secrets, secrets_key_id)
+        SELECT decode(x->>0, 'hex'), ${sensorId}::uuid, x->>1, x->>2, x->>3, (x->>4)::timestamptz, ${receivedAt.toISOString()}::timestamptz, (x->5)::jsonb, x->>6, decode(x->>7, 'base64'), x->>8
+        FROM json_array_elements(${`[${parts.join(",")}]`}::json) WITH ORDINALITY AS t(x, n)
+        ORDER BY n
+        ON CONFLICT (event_key) DO NOTHING
+        RETURNING id, event_key, detected_threat
+      ), rollup AS (
+        INSERT INTO telemetry_rollups (bucket, sensor_id, events, threats)
+        SELECT ${bucket.toISOString()}::timestamptz, ${sensorId}::uuid, count(*), count(detected_threat) FROM ins HAVING count(*) > 0
+        ON CONFLICT (bucket, sensor_id) DO UPDATE SET events = telemetry_rollups.events + excluded.events, threats = telemetry_rollups.threats + excluded.threats
+      )
+      SELECT id::text AS id, encode(event_key, 'hex') AS k FROM ins`);
     const out = new Map<string, string>();
-    for (const r of rowsOf<{ id: unknown; event_key: unknown }>(result)) out.set(toBuffer(r.event_key)!.toString("hex"), String(r.id));
+    for (const r of rowsOf<{ id: string; k: string }>(result)) out.set(r.k, r.id);
     return out;
   },
   /** Ids of stored events by key (the answer for duplicates). */
@@ -166,11 +179,6 @@ export const sensorsRepo = (db: Executor) => ({
     const result = await ex.execute(sql`SELECT id, event_key FROM honeypot_events WHERE event_key = ANY(${sql.param(keys)}::bytea[])`);
     for (const r of rowsOf<{ id: unknown; event_key: unknown }>(result)) out.set(toBuffer(r.event_key)!.toString("hex"), String(r.id));
     return out;
-  },
-  bumpRollup: async (bucket: Date, sensorId: string, events: number, threats: number, ex: Executor = db): Promise<void> => {
-    await ex.execute(sql`
-      INSERT INTO telemetry_rollups (bucket, sensor_id, events, threats) VALUES (${bucket.toISOString()}::timestamptz, ${sensorId}::uuid, ${events}, ${threats})
-      ON CONFLICT (bucket, sensor_id) DO UPDATE SET events = telemetry_rollups.events + excluded.events, threats = telemetry_rollups.threats + excluded.threats`);
   },
   touchLastEvent: async (sensorId: string, at: Date, ex: Executor = db): Promise<void> => {
     await ex.execute(sql`UPDATE honeypot_instances SET last_event_at = ${at.toISOString()}::timestamptz WHERE id = ${sensorId}::uuid AND (last_event_at IS NULL OR last_event_at < ${at.toISOString()}::timestamptz)`);

@@ -14,6 +14,7 @@ import type { Clock } from "../../lib/time.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { actorName, hasPermission, machinePrincipal, requirePermission, type Actor, type SystemPrincipal } from "../identity/principal.ts";
 import {
+  EVENT_TYPES,
   eventKey,
   fromCowrie,
   fromNative,
@@ -79,6 +80,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const KEY_PREFIX = "phk_";
 const KEY_RE = /^phk_[A-Za-z0-9_-]{43}$/;
 const EVENT_ID_RE = /^[1-9][0-9]{0,18}$/;
+const CANONICAL_IP = /^[0-9a-f.:]{2,45}$/;
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 // A cached key answer is reused this long; deactivation clears this node's cache at once and
 // other nodes' through NOTIFY (PostgreSQL), so the TTL only bounds what a lost notification costs.
 const AUTH_CACHE_MS = 5_000;
@@ -136,6 +139,7 @@ type Prepared = { index: number; event: NormalizedEvent; row: EventInsert; keyHe
 
 export const sensorsService = ({ db, repo, audit, clock, vault, settings, changeFeed, log }: Deps) => {
   const listeners: ((events: IngestedEvent[]) => void)[] = [];
+  const lastTouched = new Map<string, number>();
 
   // ---- keys and authentication -------------------------------------------------------------
   type CachedKey = { at: number; key: KeyRow; sensor: InstanceRow } | { at: number; missing: true };
@@ -445,19 +449,24 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     for (let attempt = 0; ; attempt++) {
       try {
         ({ inserted, existing } = await db.transaction(async (tx) => {
+          const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000);
           const ins = await repo.insertEvents(
             sensor.id,
             receivedAt,
+            bucket,
             unique.map((p) => p.row),
             tx,
           );
           const dupKeys = unique.filter((p) => !ins.has(p.keyHex)).map((p) => p.row.key);
           const ex = await repo.idsByKeys(dupKeys, tx);
-          if (ins.size) {
-            const threats = unique.filter((p) => ins.has(p.keyHex) && p.row.detectedThreat !== null).length;
-            const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000);
-            await repo.bumpRollup(bucket, sensor.id, ins.size, threats, tx);
+          // last_event_at to the second: written at most once a second per sensor and node, so
+          // parallel requests of one sensor do not queue on its registry row.
+          if (ins.size && receivedAt.getTime() - (lastTouched.get(sensor.id) ?? 0) >= 1_000) {
             await repo.touchLastEvent(sensor.id, receivedAt, tx);
+            afterCommit(tx, () => {
+              if (lastTouched.size > 10_000) lastTouched.clear();
+              lastTouched.set(sensor.id, receivedAt.getTime());
+            });
           }
           return { inserted: ins, existing: ex };
         }));
@@ -633,7 +642,17 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
       throw COMMON_ERRORS.FORBIDDEN("a sensor key can only post events for its own sensor");
     const sensor = await loadInstance(sensorId);
     if (!sensor.active) throw SENSOR_ERRORS.SENSOR_DEACTIVATED(`sensor ${sensor.name} is deactivated`, { sensor_id: sensor.id });
-    return store({ id: sensor.id, name: sensor.name }, events.map((event) => ({ ok: true as const, event })));
+    // These did not come through an adapter's validation: what the table's checks would refuse
+    // (and fail the whole batch with) is refused per item here.
+    return store(
+      { id: sensor.id, name: sensor.name },
+      events.map((event): AdapterResult => {
+        if (typeof event.sourceIp !== "string" || !CANONICAL_IP.test(event.sourceIp) || normalizeIp(event.sourceIp) !== event.sourceIp)
+          return { ok: false, code: "EVENT_INVALID_SOURCE_IP", reason: "sourceIp must be an IPv4 or IPv6 address in canonical form", path: "source_ip" };
+        if (!EVENT_TYPE_SET.has(event.eventType)) return { ok: false, code: "EVENT_INVALID_TYPE", reason: `eventType must be one of ${EVENT_TYPES.join(", ")}`, path: "event_type" };
+        return { ok: true, event };
+      }),
+    );
   };
 
   const onIngested = (listener: (events: IngestedEvent[]) => void): void => {
