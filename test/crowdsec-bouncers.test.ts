@@ -3,7 +3,8 @@
 // and by the sweep, no repeats), the commit-order hazard of "changed since the last pull", bouncer
 // management with its audit trail, and every answer checked against the swagger's schemas.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestApp, DB_KINDS, describePostgres, type TestApp } from "./helpers/harness.ts";
+import { createTestApp, DB_KINDS, describePostgres, testConfig, type TestApp } from "./helpers/harness.ts";
+import { buildApp } from "../src/app/build.ts";
 import { rememberSecret } from "./helpers/secret-scan.ts";
 import { manualClock } from "../src/lib/time.ts";
 import { systemActor } from "../src/domains/identity/principal.ts";
@@ -223,5 +224,27 @@ describePostgres("CrowdSec stream: commit order", () => {
     expect(row!.created_at.getTime()).toBeLessThan(row!.stream_at.getTime());
     expect((await pull()).new.map((d) => d.value)).toEqual(["45.33.40.1"]);
     expect(await pull()).toEqual({ new: [], deleted: [] });
+  });
+
+  it("serves the same decisions from a second node on the same database", async () => {
+    const other = await buildApp({ config: testConfig(), db: t.db, logger: false });
+    try {
+      const actor = systemActor("test");
+      await t.app.services.blocklist.createBlock(actor, { entity_type: "cidr", value: "45.33.41.0/24", reason: "node a", force: false });
+      // node B learns of the block through NOTIFY (matcher) and the shared change sequence (mirror)
+      let lookup: { value: string }[] | null = null;
+      for (let i = 0; i < 50 && !lookup; i++) {
+        const res = await other.inject({ method: "GET", url: "/v1/decisions?ip=45.33.41.9", headers: { "x-api-key": key } });
+        lookup = res.json();
+        if (!lookup) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(lookup).toEqual([expect.objectContaining({ value: "45.33.41.0/24", scope: "Range", origin: "portcullis", scenario: "node a" })]);
+      // the cursor is shared too: a pull on node B continues where node A's pull left off
+      const fromB = await other.inject({ method: "GET", url: "/v1/decisions/stream", headers: { "x-api-key": key } });
+      expect((fromB.json() as { new: { value: string }[] }).new.map((d) => d.value)).toEqual(["45.33.41.0/24"]);
+      expect(await pull()).toEqual({ new: [], deleted: [] });
+    } finally {
+      await other.close();
+    }
   });
 });

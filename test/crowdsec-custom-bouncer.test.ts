@@ -125,6 +125,9 @@ const ADMIN = "pc_custom-bouncer-test-admin-token-0123456789";
     await waitFor("add of the expiring IP", called("add", "45.33.52.1"));
     await waitFor("del of the expiring IP after its expiry", called("del", "45.33.52.1"), 20_000);
 
+    // The second listener serves the Local API only.
+    expect((await fetch(`${lapiUrl}healthz`)).status).toBe(404);
+    expect((await fetch(`${lapiUrl}crowdsec/bouncers`, { headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(404);
     const bouncers = (await (await fetch(`${server.url}/crowdsec/bouncers`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as Record<string, unknown>[];
     expect(bouncers[0]).toMatchObject({ name: "custom-test", agent_name: "crowdsec-custom-bouncer", last_address: "127.0.0.1" });
   }, 90_000);

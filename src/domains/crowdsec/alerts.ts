@@ -139,6 +139,8 @@ export const sourceRangeOf = (alert: Alert): string | null =>
 export const eventTypeOf = (scenario: string): EventType => {
   const s = scenario.toLowerCase();
   if (/(^|[/_-])(bf|brute|bruteforce|password|auth|login)([/_-]|$)/.test(s) || /-bf$|_bf$|bf$/.test(s)) return "auth_attempt";
+  // fail2ban bans after repeated failures (the documented action sends "fail2ban/<jail>").
+  if (s.startsWith("fail2ban/")) return "auth_attempt";
   if (/scan|probing|crawl|enum/.test(s)) return "scan";
   if (/cve|exploit|rce|sqli|xss|lfi|rfi|injection|traversal|backdoor|shell/.test(s)) return "exploitation";
   return "other";
