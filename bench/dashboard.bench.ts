@@ -173,3 +173,52 @@ export async function runDashboardBench(): Promise<BenchRow[]> {
     await scratch.drop();
   }
 }
+
+// ---------------------------------------------------------------- detection (BENCH_ONLY=detection)
+
+/**
+ * The sentinel's per-event cost on the ingestion listener: counting one event into the per-source
+ * windows, beside the floor of any per-source counting (one Map increment per event) measured in
+ * the same run; and reading one source's counts and classifying them (what a pass does per source).
+ */
+export async function runDetectionBench(): Promise<BenchRow[]> {
+  const { DetectionWindows } = await import("../src/domains/detection/windows.ts");
+  const { classifySource, classifyEvent } = await import("../src/domains/detection/classify.ts");
+  const { measure } = await import("./table.ts");
+  const SOURCES = 100_000;
+  const N = 1 << 20;
+  const now = Date.now();
+  const kinds = ["auth_attempt", "auth_attempt", "auth_attempt", "connection", "session", "command", "scan", "auth_attempt"] as const;
+  const users = ["root", "admin", "ubnt", "pi", "test", "oracle", "user", "support"];
+  const events = Array.from({ length: N }, (_, i) => {
+    const at = new Date(now - 9 * 60_000 + Math.floor((i / N) * 9 * 60_000));
+    const kind = kinds[i % kinds.length]!;
+    return {
+      id: String(i + 1),
+      sensorName: `trap-${i % 4}`,
+      sourceIp: `45.${((i * 7919) % SOURCES >> 8) & 255}.${((i * 7919) % SOURCES) & 255}.${(((i * 7919) % SOURCES) >> 16) + 1}`,
+      eventType: kind,
+      detectedThreat: null,
+      occurredAt: at,
+      receivedAt: at,
+      payload: kind === "auth_attempt" ? { username: users[i % 8], outcome: "failed", dst_port: 22 } : { dst_port: 22 + (i % 3), command: "uname -a" },
+    };
+  });
+  const windows = new DetectionWindows({ maxSources: 1_000_000 });
+  const floor = new Map<string, number>();
+  const WINDOW = 10 * 60_000;
+  const reference = measure((i) => floor.set(events[i & (N - 1)]!.sourceIp, (floor.get(events[i & (N - 1)]!.sourceIp) ?? 0) + 1), { iterations: 100, batch: 10_000 });
+  const record = measure((i) => {
+    const e = events[i & (N - 1)]!;
+    return windows.record(e, now, WINDOW, classifyEvent(e));
+  }, { iterations: 100, batch: 10_000 });
+  const ips = [...new Set(events.slice(0, 50_000).map((e) => e.sourceIp))];
+  const t = { maxFailedAuth: 5, maxScanEvents: 10, distinctUsernames: 10, distinctPorts: 10 };
+  const classify = measure((i) => classifySource(windows.counts(ips[i % ips.length]!, now, WINDOW)!, t).length, { iterations: 50, batch: 1_000 });
+  const ref = "Map increment per event (floor, reference)";
+  return [
+    { operation: ref, n: 1_000_000, opsPerSec: reference.opsPerSec, p50Ns: reference.p50Ns, p99Ns: reference.p99Ns },
+    { operation: `sentinel: count one event into its source's window (${windows.size.toLocaleString("en")} sources)`, n: 1_000_000, opsPerSec: record.opsPerSec, p50Ns: record.p50Ns, p99Ns: record.p99Ns, reference: ref, ratio: record.opsPerSec / reference.opsPerSec },
+    { operation: "sentinel: read one source's window and classify it", n: 50_000, opsPerSec: classify.opsPerSec, p50Ns: classify.p50Ns, p99Ns: classify.p99Ns },
+  ];
+}

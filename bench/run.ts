@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, one table. Never part of `npm test`.
-// BENCH_ONLY=matcher|http|audit|auth|rules|actions|crowdsec|ingest|dashboard runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
+// BENCH_ONLY=matcher|http|audit|auth|rules|actions|crowdsec|ingest|dashboard|detection runs one group; BENCH_HTTP_SECONDS sets the HTTP load duration;
 // BENCH_AUDIT_SIZE the size of the large audit log (default 1M); BENCH_DATABASE_URL the PostgreSQL server.
 import { printTable, type BenchRow } from "./table.ts";
 import { runMatcherBench } from "./matcher.bench.ts";
@@ -10,7 +10,7 @@ import { runActionsBench } from "./actions.bench.ts";
 import { runRulesBench } from "./rules.bench.ts";
 import { runCrowdsecBench } from "./crowdsec.bench.ts";
 import { runIngestBench } from "./ingest.bench.ts";
-import { runDashboardBench } from "./dashboard.bench.ts";
+import { runDashboardBench, runDetectionBench } from "./dashboard.bench.ts";
 
 const only = process.env.BENCH_ONLY;
 const rows: BenchRow[] = [];
@@ -23,4 +23,5 @@ if (!only || only === "rules") rows.push(...(await runRulesBench()));
 if (!only || only === "crowdsec") rows.push(...(await runCrowdsecBench()));
 if (!only || only === "ingest") rows.push(...(await runIngestBench()));
 if (!only || only === "dashboard") rows.push(...(await runDashboardBench()));
+if (!only || only === "detection") rows.push(...(await runDetectionBench()));
 printTable(rows);

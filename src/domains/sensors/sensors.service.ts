@@ -81,6 +81,7 @@ const KEY_PREFIX = "phk_";
 const KEY_RE = /^phk_[A-Za-z0-9_-]{43}$/;
 const EVENT_ID_RE = /^[1-9][0-9]{0,18}$/;
 const CANONICAL_IP = /^[0-9a-f.:]{2,45}$/;
+const ROLLUP_SHARDS = 8;
 const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 // A cached key answer is reused this long; deactivation clears this node's cache at once and
 // other nodes' through NOTIFY (PostgreSQL), so the TTL only bounds what a lost notification costs.
@@ -140,6 +141,7 @@ type Prepared = { index: number; event: NormalizedEvent; row: EventInsert; keyHe
 export const sensorsService = ({ db, repo, audit, clock, vault, settings, changeFeed, log }: Deps) => {
   const listeners: ((events: IngestedEvent[]) => void)[] = [];
   const lastTouched = new Map<string, number>();
+  let rollupShard = 0;
 
   // ---- keys and authentication -------------------------------------------------------------
   type CachedKey = { at: number; key: KeyRow; sensor: InstanceRow } | { at: number; missing: true };
@@ -449,7 +451,11 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     for (let attempt = 0; ; attempt++) {
       try {
         ({ inserted, existing } = await db.transaction(async (tx) => {
-          const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000);
+          // The minute's rollup is spread over ROLLUP_SHARDS rows (the minute plus 0..7 ms): one row
+          // per (minute, sensor) would make every concurrent request of a sensor wait for the
+          // previous one's commit. Readers sum by time range, so the split is invisible to them.
+          rollupShard = (rollupShard + 1) % ROLLUP_SHARDS;
+          const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000 + rollupShard);
           const ins = await repo.insertEvents(
             sensor.id,
             receivedAt,

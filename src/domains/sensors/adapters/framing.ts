@@ -79,8 +79,47 @@ const splitNdjson = (text: string, maxItems: number): Framed => {
   return { items, tooMany: false };
 };
 
-/** The elements of a top-level JSON array, each as its exact substring. */
+/**
+ * The elements of a top-level JSON array, each as its exact substring. A well-formed body is parsed
+ * once (the scanner then only finds boundaries); a body that does not parse is parsed per element,
+ * so the good elements survive a bad one.
+ */
 const splitArray = (text: string, open: number, maxItems: number): Framed => {
+  let whole: unknown[] | undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (Array.isArray(parsed)) whole = parsed;
+  } catch {
+    whole = undefined;
+  }
+  if (whole) {
+    const fast = splitArrayBoundaries(text, open, maxItems, whole);
+    if (fast) return fast;
+  }
+  return splitArrayItems(text, open, maxItems);
+};
+
+/** Boundaries only, values from the whole-body parse; undefined if the two ever disagree. */
+const splitArrayBoundaries = (text: string, open: number, maxItems: number, values: unknown[]): Framed | undefined => {
+  const items: FramedItem[] = [];
+  const n = text.length;
+  let i = skipWhitespace(text, open + 1);
+  if (text.charCodeAt(i) === 0x5d) return values.length === 0 ? { items, tooMany: false } : undefined;
+  while (i < n) {
+    if (items.length === maxItems) return { items, tooMany: true };
+    const end = valueEnd(text, i);
+    if (end <= i || items.length >= values.length) return undefined;
+    items.push({ raw: text.slice(i, end), value: values[items.length] });
+    i = skipWhitespace(text, end);
+    const c = text.charCodeAt(i);
+    if (c === 0x2c) i = skipWhitespace(text, i + 1);
+    else if (c === 0x5d) return items.length === values.length ? { items, tooMany: false } : undefined;
+    else return undefined;
+  }
+  return undefined;
+};
+
+const splitArrayItems = (text: string, open: number, maxItems: number): Framed => {
   const items: FramedItem[] = [];
   const n = text.length;
   let i = skipWhitespace(text, open + 1);
