@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestApp, describePostgres, type TestApp } from "./helpers/harness.ts";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../src/app/build.ts";
+import { createTestApp, describePostgres, testConfig, type TestApp } from "./helpers/harness.ts";
 import { createScratchDatabase } from "./helpers/scratch-db.ts";
 import { freePort, ROOT } from "./helpers/cli.ts";
 import { rememberSecret } from "./helpers/secret-scan.ts";
@@ -76,6 +78,48 @@ describePostgres("sensor ingestion with ten parallel senders on postgres", () =>
     // The rollups count each stored event once.
     const [rollup] = await t.db.query<{ n: string }>("SELECT sum(events) AS n FROM telemetry_rollups");
     expect(Number(rollup!.n)).toBe(3_000);
+  });
+});
+
+describePostgres("sensor keys across nodes on postgres", () => {
+  let node1: TestApp;
+  let node2: FastifyInstance;
+  beforeAll(async () => {
+    node1 = await createTestApp("postgres");
+    node2 = await buildApp({ config: testConfig(), db: node1.db, logger: false });
+  });
+  afterAll(async () => {
+    await node2?.close();
+    await node1?.close();
+  });
+
+  // Well under the 5 s cache lifetime: passing proves the change was pushed (NOTIFY), not waited out.
+  const within = async (ms: number, fn: () => Promise<boolean>) => {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (await fn()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return fn();
+  };
+  const postOn = (app: FastifyInstance, key: string, n: number) =>
+    app.inject({ method: "POST", url: "/security/honeypot/events", headers: { "x-honeypot-key": key, "content-type": "application/json" }, payload: { source_ip: "192.0.2.77", event_type: "scan", event_id: `n-${n}` } });
+
+  it("a sensor deactivated on node 1 is refused on node 2 at once, and a rotation with no grace likewise", async () => {
+    const created = await node1.app.inject({ method: "POST", url: "/security/honeypot/instances", headers: node1.auth(), payload: { name: "roaming", honeypot_type: "custom" } });
+    const { id, api_key: key } = created.json() as { id: string; api_key: string };
+    rememberSecret(key);
+    // node 2 has the key cached now.
+    expect((await postOn(node2, key, 1)).statusCode).toBe(201);
+    const rotated = await node1.app.inject({ method: "POST", url: `/security/honeypot/instances/${id}/rotate-key`, headers: node1.auth(), payload: { grace_seconds: 0 } });
+    const newKey = rotated.json().api_key as string;
+    rememberSecret(newKey);
+    expect(await within(2_000, async () => (await postOn(node2, key, 2)).statusCode === 401)).toBe(true);
+    expect((await postOn(node2, key, 3)).json().code).toBe("SENSOR_KEY_EXPIRED");
+    expect((await postOn(node2, newKey, 4)).statusCode).toBe(201);
+    expect((await node1.app.inject({ method: "POST", url: `/security/honeypot/instances/${id}/deactivate`, headers: node1.auth() })).statusCode).toBe(200);
+    expect(await within(2_000, async () => (await postOn(node2, newKey, 5)).statusCode === 403)).toBe(true);
+    expect((await postOn(node2, newKey, 6)).json().code).toBe("SENSOR_DEACTIVATED");
   });
 });
 

@@ -48,12 +48,6 @@ export const incidentsRepo = (db: Executor) => ({
       .returning();
     return row;
   },
-  /** Open incidents of a source (any threat). */
-  openForSource: async (sourceIp: string, ex: Executor = db): Promise<IncidentRow[]> =>
-    ex
-      .select()
-      .from(i)
-      .where(and(eq(i.sourceIp, sourceIp), eq(i.status, "open"))),
   list: async (filter: IncidentFilter, limit: number, after: TimeIdCursor | undefined, ex: Executor = db) => {
     const where: SQL[] = [];
     if (filter.status) where.push(eq(i.status, filter.status));

@@ -204,11 +204,6 @@ export const incidentsService = ({ db, repo, audit, clock }: Deps) => {
     });
   };
 
-  const openForSource = async (actor: Actor, sourceIp: string): Promise<IncidentRow[]> => {
-    requirePermission(actor, "events:read");
-    return repo.openForSource(sourceIp);
-  };
-
-  return { listIncidents, getIncident, resolveIncident, openCounts, report, recordResponse, openForSource };
+  return { listIncidents, getIncident, resolveIncident, openCounts, report, recordResponse };
 };
 export type IncidentsService = ReturnType<typeof incidentsService>;

@@ -369,8 +369,6 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
     while (running) await running;
   };
 
-  const stats = () => ({ tracked_sources: windows.size, evicted_sources: windows.evicted, pending_sources: dirty.size });
-
-  return { start, stop, settle, observe, proposeBlock, stats };
+  return { start, stop, settle, observe, proposeBlock };
 };
 export type SentinelService = ReturnType<typeof sentinelService>;
