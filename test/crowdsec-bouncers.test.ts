@@ -243,6 +243,14 @@ describePostgres("CrowdSec stream: commit order", () => {
       const fromB = await other.inject({ method: "GET", url: "/v1/decisions/stream", headers: { "x-api-key": key } });
       expect((fromB.json() as { new: { value: string }[] }).new.map((d) => d.value)).toEqual(["45.33.41.0/24"]);
       expect(await pull()).toEqual({ new: [], deleted: [] });
+      // deleting the bouncer on node A ends its key on node B at once (not after B's 10 s cache)
+      expect((await t.app.inject({ method: "DELETE", url: "/crowdsec/bouncers/late-commit", headers: t.auth() })).statusCode).toBe(200);
+      let status = 200;
+      for (let i = 0; i < 30 && status === 200; i++) {
+        status = (await other.inject({ method: "GET", url: "/v1/decisions?ip=45.33.41.9", headers: { "x-api-key": key } })).statusCode;
+        if (status === 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(403);
     } finally {
       await other.close();
     }

@@ -167,7 +167,8 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
   });
   // CrowdSec Local API: bouncers read the blocklist's matcher and the decision projection.
   const crowdsecStore = crowdsecRepo(db.orm);
-  const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, ...(log ? { log } : {}) });
+  // Deleted bouncers and watchers reach other nodes' credential caches through the identity channel.
+  const crowdsecBouncers = bouncersService({ db, repo: crowdsecStore, audit, clock, index: blockIndex, changeFeed: identityFeed, ...(log ? { log } : {}) });
   // Watchers' alerts become events (sensors) and block proposals through the sentinel (incident,
   // one open block request per source, the policy engine decides).
   const crowdsec = {
@@ -180,6 +181,7 @@ export const buildServices = (config: Config, db: Database, clock: Clock, log?: 
       passwords,
       tokens: watcherTokens(config, clock),
       bouncers: crowdsecBouncers,
+      changeFeed: identityFeed,
       sensors,
       sentinel,
       actions,
@@ -323,7 +325,11 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   let stopIdentity: (() => Promise<void>) | undefined;
   let stopSensors: (() => Promise<void>) | undefined;
   if (db.kind === "postgres") {
-    const clear = () => services.identity.invalidateCache();
+    const clear = () => {
+      services.identity.invalidateCache();
+      services.crowdsec.bouncers.invalidateCache();
+      services.crowdsec.watchers.invalidateCache();
+    };
     stopIdentity = await db.listen(IDENTITY_CHANNEL, clear, clear);
     const clearSensors = () => services.sensors.invalidateCache();
     stopSensors = await db.listen(SENSORS_CHANNEL, clearSensors, clearSensors);

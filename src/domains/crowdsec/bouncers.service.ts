@@ -4,7 +4,7 @@
 // stored cursor. Pull metadata (time, address, User-Agent) is buffered and written every few
 // seconds, except a stream's cursor, which is written before its answer is sent.
 import { randomBytes } from "node:crypto";
-import type { Database } from "../../db/client.ts";
+import type { Database, Tx } from "../../db/client.ts";
 import { isUniqueViolation } from "../../db/errors.ts";
 import { sha256Hex } from "../../lib/crypto.ts";
 import { defineErrors } from "../../lib/errors.ts";
@@ -95,6 +95,8 @@ type Deps = {
   audit: Pick<AuditService, "append">;
   clock: Clock;
   index: BlockIndex;
+  /** Tells other nodes to drop cached credentials (published in the deleting transaction). */
+  changeFeed?: { publish(tx: Tx): Promise<void> };
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 };
 
@@ -113,10 +115,11 @@ const bouncerView = (row: BouncerRow, pending?: Pull): BouncerView => {
   };
 };
 
+const NO_FILTER: DecisionFilter = Object.freeze({});
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const isTrue = (v: string | undefined) => v !== undefined && v.toLowerCase() === "true";
 
-export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) => {
+export const bouncersService = ({ db, repo, audit, clock, index, changeFeed, log }: Deps) => {
   // ---- keys ----
   const keyCache = new Map<string, { principal: SystemPrincipal; checkedAt: number }>();
 
@@ -243,7 +246,9 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
       for (const e of mirror.values()) if (e.id === q.decisionId && e.expiresAt > now) return [e];
       return [];
     }
-    const filter = parseFilter(q);
+    // The hot path (a bare ?ip=) allocates no filter.
+    const filter =
+      q.origins === undefined && q.scenarios_containing === undefined && q.scenarios_not_containing === undefined && q.type === undefined ? NO_FILTER : parseFilter(q);
     const contains = q.contains === undefined || q.contains === "" || isTrue(q.contains);
     let ip = q.ip;
     let range = q.range;
@@ -376,6 +381,7 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
       const deleted = await repo.deleteBouncer(existing.id, tx);
       if (!deleted) throw CROWDSEC_ERRORS.BOUNCER_NOT_FOUND(`no bouncer ${JSON.stringify(idOrName)}`);
       await audit.append(tx, actor, { action: "crowdsec.bouncer.deleted", target: { type: "crowdsec_bouncer", id: deleted.id }, before: bouncerView(deleted) });
+      await changeFeed?.publish(tx);
       return deleted;
     });
     forgetBouncer(row.id);
@@ -405,6 +411,9 @@ export const bouncersService = ({ db, repo, audit, clock, index, log }: Deps) =>
     await running?.catch(() => {});
   };
 
-  return { authenticate, lookup, findDecisions, stream, recordUsageMetrics, createBouncer, listBouncers, deleteBouncer, start, stop, catchUp, flushPulls, mirror };
+  /** Another node deleted a bouncer (or a cache must be dropped): keys are checked again. */
+  const invalidateCache = () => keyCache.clear();
+
+  return { invalidateCache, authenticate, lookup, findDecisions, stream, recordUsageMetrics, createBouncer, listBouncers, deleteBouncer, start, stop, catchUp, flushPulls, mirror };
 };
 export type BouncersService = ReturnType<typeof bouncersService>;

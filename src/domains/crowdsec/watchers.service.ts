@@ -4,7 +4,7 @@
 // proposal through the policy engine (the sentinel); the agent's own decisions are only evidence.
 // DELETE /v1/decisions likewise only raises unblock requests: a watcher never changes the blocklist
 // by itself.
-import type { Database } from "../../db/client.ts";
+import type { Database, Tx } from "../../db/client.ts";
 import { isUniqueViolation } from "../../db/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
 import type { Clock } from "../../lib/time.ts";
@@ -103,12 +103,14 @@ type Deps = {
   sensors?: SensorPort | undefined;
   sentinel?: SentinelPort | undefined;
   actions?: ActionsPort | undefined;
+  /** Tells other nodes to drop cached watchers (published in the changing transaction). */
+  changeFeed?: { publish(tx: Tx): Promise<void> };
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 };
 
 export type RequestContext = { address: string | null; userAgent: string | undefined; requestId: string | null };
 
-export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bouncers, sensors, sentinel, actions, log }: Deps) => {
+export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bouncers, sensors, sentinel, actions, changeFeed, log }: Deps) => {
   // The system acting for the CrowdSec surface: creating a watcher's sensor, raising requests.
   const crowdsecActor = (requestId: string | null): Actor => ({ ...systemActor("crowdsec"), requestId });
   const watcherActor = (w: WatcherRow, requestId: string | null): Actor => ({ principal: principalOf(w), requestId });
@@ -440,12 +442,13 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
       const deleted = await repo.deleteWatcher(existing.id, tx);
       if (!deleted) throw CROWDSEC_ERRORS.WATCHER_NOT_FOUND(`no watcher ${JSON.stringify(idOrMachine)}`);
       await audit.append(tx, actor, { action: "crowdsec.watcher.deleted", target: { type: "crowdsec_watcher", id: deleted.id }, before: watcherView(deleted) });
+      await changeFeed?.publish(tx);
       return deleted;
     });
     cache.delete(row.id);
     return watcherView(row);
   };
 
-  return { register, login, authenticate, heartbeat, pushAlerts, listAlerts, deleteDecisions, listWatchers, validateWatcher, deleteWatcher };
+  return { invalidateCache: () => cache.clear(), register, login, authenticate, heartbeat, pushAlerts, listAlerts, deleteDecisions, listWatchers, validateWatcher, deleteWatcher };
 };
 export type WatchersService = ReturnType<typeof watchersService>;
