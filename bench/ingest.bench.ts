@@ -146,25 +146,28 @@ const copyPglite = async (dir: string, lines: string[]): Promise<number> => {
 
 // ------------------------------------------------------------------ the server
 
+/** Resolves with the first match of `pattern` in the child's output. */
 const waitFor = (child: ChildProcess, pattern: RegExp) =>
-  new Promise<void>((resolve, reject) => {
+  new Promise<RegExpExecArray>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
       out += String(d);
-      if (pattern.test(out)) resolve();
+      const m = pattern.exec(out);
+      if (m) resolve(m);
     });
     child.stderr!.on("data", (d) => (out += String(d)));
     child.on("exit", (code) => reject(new Error(`server exited ${code}: ${out.slice(-2000)}`)));
   });
 
-const startServer = async (port: number, dataDir: string, databaseUrl: string | undefined, detection: boolean) => {
+// Port 0: the OS picks a free one (parallel bench runs must not collide); the URL comes from the log line.
+const startServer = async (dataDir: string, databaseUrl: string | undefined, detection: boolean) => {
   // BENCH_INGEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
   const nodeArgs = (process.env.BENCH_INGEST_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/portcullis.mjs"), "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
-      PORTCULLIS_PORT: String(port),
+      PORTCULLIS_PORT: "0",
       PORTCULLIS_DATA_DIR: dataDir,
       PORTCULLIS_BOOTSTRAP_ADMIN_TOKEN: TOKEN,
       PORTCULLIS_LOG__LEVEL: "warn",
@@ -175,12 +178,11 @@ const startServer = async (port: number, dataDir: string, databaseUrl: string | 
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  await waitFor(child, /listening on/);
-  const base = `http://127.0.0.1:${port}`;
+  const base = (await waitFor(child, /listening on (http:\/\/[^\s]+)/))[1]!.replace(/\/$/, "");
   const res = await fetch(`${base}/security/honeypot/instances`, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: `bench-cowrie-${port}`, honeypot_type: "cowrie" }),
+    body: JSON.stringify({ name: `bench-cowrie-${Date.now()}`, honeypot_type: "cowrie" }),
   });
   if (res.status !== 201) throw new Error(`creating the bench sensor: ${res.status} ${await res.text()}`);
   const { api_key: key } = (await res.json()) as { api_key: string };
@@ -312,7 +314,7 @@ export async function runIngestBench(): Promise<BenchRow[]> {
         const server = async (detection: boolean) => {
           const scratch = await createScratchDatabase(PG_URL, "pc_bench");
           serverDbs.push(scratch);
-          return startServer(18_101, tmp(), scratch.url, detection);
+          return startServer(tmp(), scratch.url, detection);
         };
         rows.push(...(await measureBackend("PostgreSQL", N_PG, 1, (lines) => copyPostgres(copyDb.url, lines), server)));
       } finally {
@@ -320,7 +322,7 @@ export async function runIngestBench(): Promise<BenchRow[]> {
         for (const scratch of serverDbs) await scratch.drop();
       }
     }
-    if (process.env.BENCH_INGEST_ONLY !== "postgres") rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), (detection) => startServer(18_102, tmp(), undefined, detection))));
+    if (process.env.BENCH_INGEST_ONLY !== "postgres") rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), (detection) => startServer(tmp(), undefined, detection))));
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
