@@ -448,26 +448,28 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     if (!unique.length) return out;
     let inserted = new Map<string, string>();
     let existing = new Map<string, string>();
+    // The minute's rollup is spread over ROLLUP_SHARDS rows (the minute plus 0..7 ms): one row per
+    // (minute, sensor) would make every concurrent request of a sensor wait for the previous one's
+    // commit. Readers sum by time range, so the split is invisible to them.
+    rollupShard = (rollupShard + 1) % ROLLUP_SHARDS;
+    const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000 + rollupShard);
+    const rows = unique.map((p) => p.row);
+    // last_event_at to the second: written at most once a second per sensor and node, so parallel
+    // requests of one sensor do not queue on its registry row.
+    const touch = receivedAt.getTime() - (lastTouched.get(sensor.id) ?? 0) >= 1_000;
     for (let attempt = 0; ; attempt++) {
       try {
+        if (!touch) {
+          // Events and rollup are one statement, atomic and committed on its own: no BEGIN/COMMIT
+          // round trips. The ids of duplicates are read after it (they were committed before).
+          inserted = await repo.insertEvents(sensor.id, receivedAt, bucket, rows);
+          existing = await repo.idsByKeys(unique.filter((p) => !inserted.has(p.keyHex)).map((p) => p.row.key));
+          break;
+        }
         ({ inserted, existing } = await db.transaction(async (tx) => {
-          // The minute's rollup is spread over ROLLUP_SHARDS rows (the minute plus 0..7 ms): one row
-          // per (minute, sensor) would make every concurrent request of a sensor wait for the
-          // previous one's commit. Readers sum by time range, so the split is invisible to them.
-          rollupShard = (rollupShard + 1) % ROLLUP_SHARDS;
-          const bucket = new Date(Math.floor(receivedAt.getTime() / 60_000) * 60_000 + rollupShard);
-          const ins = await repo.insertEvents(
-            sensor.id,
-            receivedAt,
-            bucket,
-            unique.map((p) => p.row),
-            tx,
-          );
-          const dupKeys = unique.filter((p) => !ins.has(p.keyHex)).map((p) => p.row.key);
-          const ex = await repo.idsByKeys(dupKeys, tx);
-          // last_event_at to the second: written at most once a second per sensor and node, so
-          // parallel requests of one sensor do not queue on its registry row.
-          if (ins.size && receivedAt.getTime() - (lastTouched.get(sensor.id) ?? 0) >= 1_000) {
+          const ins = await repo.insertEvents(sensor.id, receivedAt, bucket, rows, tx);
+          const ex = await repo.idsByKeys(unique.filter((p) => !ins.has(p.keyHex)).map((p) => p.row.key), tx);
+          if (ins.size) {
             await repo.touchLastEvent(sensor.id, receivedAt, tx);
             afterCommit(tx, () => {
               if (lastTouched.size > 10_000) lastTouched.clear();
