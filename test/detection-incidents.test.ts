@@ -109,6 +109,30 @@ describe.each(DB_KINDS)("incidents and proposeBlock on %s", (kind) => {
     expect(await requestsFor("91.240.118.172")).toHaveLength(0);
   });
 
+  it("bounds evidence another producer hands in: a huge list is replaced by its size, the short facts are kept", async () => {
+    const decisions = Array.from({ length: 2_000 }, (_, i) => ({ scope: "Ip", value: `198.51.100.${i % 250}`, type: "ban", duration: "4h", origin: "crowdsec" }));
+    const result = await t.app.services.sentinel.proposeBlock({
+      sourceIp: "45.155.205.77",
+      threat: "crowdsecurity/ssh-bf",
+      severity: "high",
+      origin: "crowdsec/agent-1",
+      reason: "r".repeat(10_000),
+      evidence: { crowdsec_alert_id: 7, scenario: "crowdsecurity/ssh-bf", proposed_decisions: decisions },
+    });
+    const incident = await ok("GET", `/security/incidents/${result.incidentId}`, viewer.token);
+    expect(incident.evidence).toMatchObject({
+      crowdsec_alert_id: 7,
+      scenario: "crowdsecurity/ssh-bf",
+      proposed_decisions: { truncated: true, json_chars: JSON.stringify(decisions).length },
+      evidence_truncated: { keys: 3 },
+      origin: "crowdsec/agent-1",
+    });
+    expect(incident.evidence.reason).toHaveLength(2_000);
+    expect(JSON.stringify(incident.evidence).length).toBeLessThan(40_000);
+    const request = await ok("GET", `/security/actions/${result.actionRequestId}`, viewer.token);
+    expect(request.evidence.proposed_decisions).toMatchObject({ truncated: true });
+  });
+
   it("refuses a source that is not an address", async () => {
     await expect(propose("not-an-ip")).rejects.toMatchObject({ code: "VALIDATION_FAILED" });
   });

@@ -1,7 +1,8 @@
 // The sentinel's pure parts: per-source sliding windows (counts, distinct values, expiry, bounded
 // memory) and the classifiers (which threat, how severe, whether it trips a block).
 import { describe, expect, it } from "vitest";
-import { DetectionWindows, type DetectionEvent } from "../src/domains/detection/windows.ts";
+import { DEFAULT_LIMITS, DetectionWindows, type DetectionEvent } from "../src/domains/detection/windows.ts";
+import { uuidv7 } from "../src/lib/ids.ts";
 import { classifyEvent, classifySource, tripsBlock, type Thresholds } from "../src/domains/detection/classify.ts";
 
 const T0 = Date.parse("2026-03-01T12:00:00Z");
@@ -80,7 +81,7 @@ describe("DetectionWindows", () => {
   });
 
   it("is bounded: the least recently active source is evicted beyond the cap, distinct values saturate", () => {
-    const w = new DetectionWindows({ maxSources: 3, maxDistinct: 4, maxEvidence: 5 });
+    const w = new DetectionWindows({ maxSources: 3, maxUsernames: 4, maxPorts: 4, maxEvidence: 5 });
     for (const ip of ["198.18.0.1", "198.18.0.2", "198.18.0.3"]) w.record(ev({ sourceIp: ip }), T0, WINDOW);
     w.record(ev({ sourceIp: "198.18.0.1" }), T0, WINDOW); // .1 is now the most recent
     w.record(ev({ sourceIp: "198.18.0.4" }), T0, WINDOW);
@@ -92,7 +93,87 @@ describe("DetectionWindows", () => {
     const c = w.counts("198.18.0.9", T0, WINDOW)!;
     expect(c).toMatchObject({ failedAuth: 20, distinctUsernames: 4, distinctPorts: 4 });
     expect(c.eventIds).toHaveLength(5);
+    expect(w.entries).toBe(w.countEntries());
   });
+
+  it("a username is one distinct value however often it comes; the most recent ones are kept when full", () => {
+    const w = new DetectionWindows({ maxUsernames: 3 });
+    for (const u of ["root", "admin", "root", "pi", "root", "ubnt"]) w.record(ev({ payload: { username: u } }), T0, WINDOW);
+    expect(w.counts("198.18.0.1", T0, WINDOW)?.distinctUsernames).toBe(3);
+    // A minute later only the names seen then are inside a 1-minute window.
+    w.record(ev({ at: T0 + 2 * MIN, payload: { username: "oracle" } }), T0 + 2 * MIN, 1 * MIN);
+    expect(w.counts("198.18.0.1", T0 + 2 * MIN, 1 * MIN)?.distinctUsernames).toBe(1);
+  });
+
+  it("gives back the evidence ids as they came (UUIDs are kept packed, anything else as it is)", () => {
+    const w = new DetectionWindows();
+    const ids = [uuidv7(), uuidv7(), "00000000-0000-7000-8000-000000000000", "ffffffff-ffff-7fff-bfff-ffffffffffff", "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B", "event-42"];
+    for (const id of ids) w.record(ev({ id }), T0, WINDOW);
+    expect(w.counts("198.18.0.1", T0, WINDOW)?.eventIds).toEqual(ids);
+  });
+
+  it("keeps only the threat names the classifier reads; other names still make the event evidence", () => {
+    const w = new DetectionWindows();
+    for (let i = 0; i < 40; i++) w.record(ev({ eventType: "connection", payload: {}, detectedThreat: `made-up-${i}` }), T0, WINDOW, `made-up-${i}`);
+    w.record(ev({ eventType: "connection", payload: {}, detectedThreat: "port_scan" }), T0, WINDOW, "port_scan");
+    const c = w.counts("198.18.0.1", T0, WINDOW)!;
+    expect(c.declaredThreats).toEqual(["port_scan"]);
+    expect(c.eventIds).toHaveLength(41);
+    expect(w.entries).toBe(w.countEntries());
+  });
+
+  it("drops minutes that left the window when the source is next counted, and prune() keeps the entry count exact", () => {
+    const w = new DetectionWindows();
+    for (let i = 0; i < 30; i++) w.record(ev({ at: T0 + i * MIN, payload: { username: `u${i}`, dst_port: i } }), T0 + i * MIN, WINDOW);
+    // At most the 11 buckets a 10-minute window can touch, whatever ran before.
+    expect(w.countEntries()).toBeLessThanOrEqual(1 + 11 + 11 + 11 + 1 + 30);
+    expect(w.entries).toBe(w.countEntries());
+    w.prune(T0 + 35 * MIN, WINDOW);
+    expect(w.entries).toBe(w.countEntries());
+    expect(w.counts("198.18.0.1", T0 + 35 * MIN, WINDOW)?.distinctUsernames).toBe(5);
+    w.prune(T0 + 60 * MIN, WINDOW);
+    expect([w.size, w.entries, w.countEntries()]).toEqual([0, 0, 0]);
+  });
+
+  it(
+    "stays within its entry budget under a spray of 200,000 sources x 50 random usernames, and still classifies",
+    () => {
+      // The sentinel's defaults (detection.distinctUsernames 10, maxTrackedSources 100,000).
+      const w = new DetectionWindows();
+      const limits = DEFAULT_LIMITS;
+      let rng = 0x9e3779b9;
+      const next = () => {
+        rng ^= rng << 13;
+        rng ^= rng >>> 17;
+        rng ^= rng << 5;
+        return rng >>> 0;
+      };
+      // One mutable event: the test measures the windows, not the allocation of 10 million events.
+      const payload: Record<string, unknown> = { username: "", outcome: "failed", dst_port: 22 };
+      const e = ev({ payload });
+      let peak = 0;
+      for (let s = 0; s < 200_000; s++) {
+        e.sourceIp = `2001:db8:${(s >>> 16).toString(16)}:${(s & 0xffff).toString(16)}::1`;
+        for (let u = 0; u < 50; u++) {
+          payload.username = `${next().toString(36)}${next().toString(36)}`;
+          payload.dst_port = next() & 0xffff;
+          e.id = String(++seq);
+          w.record(e, T0, WINDOW);
+        }
+        if (w.entries > peak) peak = w.entries;
+      }
+      expect(peak).toBeLessThanOrEqual(limits.maxEntries);
+      expect(w.countEntries()).toBe(w.entries);
+      expect(w.size).toBeLessThanOrEqual(limits.maxSources);
+      expect(w.evicted).toBe(200_000 - w.size);
+      // Per source: itself, one bucket, 11 usernames, 11 ports, one sensor, 50 evidence ids.
+      expect(w.entries).toBe(w.size * (1 + 1 + 11 + 11 + 1 + 50));
+      const last = w.counts(e.sourceIp, T0, WINDOW)!;
+      expect(last).toMatchObject({ failedAuth: 50, distinctUsernames: limits.maxUsernames, distinctPorts: limits.maxPorts });
+      expect(classifySource(last, thresholds)[0]).toMatchObject({ threat: "credential_stuffing", trips: true });
+    },
+    300_000,
+  );
 });
 
 describe("classifiers", () => {

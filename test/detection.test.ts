@@ -197,6 +197,18 @@ describe.each(DB_KINDS)("port scans from a native sender on %s", (kind) => {
     expect(quiet).toMatchObject({ threat: "port_scan", action_request_id: null });
     expect(await h.blockRequestsFor("193.32.162.8")).toEqual([]);
   });
+
+  it("a spray of ports and usernames is remembered only up to what the classifier needs (threshold + 1), and still classified", async () => {
+    await batch(Array.from({ length: 40 }, (_, i) => ({ source_ip: "193.32.162.9", event_type: "connection", payload: { dst_port: 3000 + i } })));
+    await batch(Array.from({ length: 40 }, (_, i) => ({ source_ip: "193.32.162.10", event_type: "auth_attempt", payload: { username: `user-${i}-${"x".repeat(100)}` } })));
+    const [ports] = await h.incidentsOf("193.32.162.9");
+    expect(ports).toMatchObject({ threat: "port_scan", evidence: { counts: { distinct_ports: 11 } } });
+    const [stuffing] = await h.incidentsOf("193.32.162.10");
+    expect(stuffing).toMatchObject({ threat: "credential_stuffing", evidence: { counts: { failed_auth: 40, distinct_usernames: 11 } } });
+    // The evidence names the last 50 events that counted, as stored.
+    expect(stuffing!.evidence.event_ids).toHaveLength(40);
+    expect(new Set(await h.eventIdsOf("193.32.162.10"))).toEqual(new Set(stuffing!.evidence.event_ids));
+  });
 });
 
 describe.each(DB_KINDS)("escalation and restart on %s", (kind) => {

@@ -1,7 +1,8 @@
 // Classifiers: what a source's window says it is doing (brute force, credential stuffing, port scan,
 // malware download, command execution), how severe that is, and whether it crosses the policy's
 // blocking thresholds (max_failed_auth, max_scan_events). Pure functions of the counts.
-import { isDownload, type DetectionEvent, type SourceCounts } from "./windows.ts";
+// (windows.ts imports the event predicates from here; this module imports only its types.)
+import type { DetectionEvent, SourceCounts } from "./windows.ts";
 
 export const THREATS = ["brute_force", "credential_stuffing", "port_scan", "malware_download", "command_execution"] as const;
 export type Threat = (typeof THREATS)[number];
@@ -9,6 +10,13 @@ export const SEVERITIES = ["critical", "high", "medium", "low"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export const isThreat = (value: unknown): value is Threat => typeof value === "string" && (THREATS as readonly string[]).includes(value);
+
+const text = (v: unknown): string | undefined => (typeof v === "string" && v.length > 0 ? v : undefined);
+
+/** Whether an event counts as a failed authentication (no outcome given counts as failed). */
+export const isFailedAuth = (e: Pick<DetectionEvent, "eventType" | "payload">) => e.eventType === "auth_attempt" && e.payload.outcome !== "success";
+export const isDownload = (e: Pick<DetectionEvent, "eventType" | "payload">) =>
+  e.eventType === "exploitation" && (text(e.payload.url) !== undefined || text(e.payload.shasum) !== undefined);
 
 export type Thresholds = {
   /** policy.max_failed_auth: failed authentications in the window that trip a block */

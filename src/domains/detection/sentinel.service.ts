@@ -15,7 +15,7 @@ import type { PolicyService } from "../policy/policy.service.ts";
 import { classifyEvent, classifySource, tripsBlock, type Detection, type Severity, type Thresholds } from "./classify.ts";
 import type { IncidentResponse, IncidentsService } from "./incidents.service.ts";
 import type { IncidentRow } from "./incidents.repo.ts";
-import { DetectionWindows, type DetectionEvent, type SourceCounts } from "./windows.ts";
+import { DetectionWindows, ENTRIES_PER_SOURCE, type DetectionEvent, type SourceCounts } from "./windows.ts";
 
 export type DetectionSettings = {
   enabled: boolean;
@@ -62,9 +62,37 @@ type Deps = {
 const LAPSED = new Set(["expired", "cancelled"]);
 const REPLAY_PAGE = 5_000;
 const REPLAY_MAX_EVENTS = 1_000_000;
+/** Live events held while the start-up replay runs (beyond it they are not counted: a later detection, never a wrong one). */
+const REPLAY_BUFFER_MAX = 50_000;
 const RECHECK_MS = 30_000;
 const PRUNE_EVERY_MS = 60_000;
 const blockKey = (ip: string) => `block_entity:ip:${ip}`;
+/** Evidence another producer hands in is stored on the incident, its audit entry and the request. */
+const EVIDENCE_MAX_CHARS = 32_768;
+const EVIDENCE_MAX_KEYS = 64;
+
+/**
+ * Bounds evidence from another producer (a CrowdSec alert's decisions and events are as long as its
+ * agent makes them): beyond EVIDENCE_MAX_CHARS of JSON, the largest values are replaced by a note of
+ * their size, and at most EVIDENCE_MAX_KEYS keys are kept.
+ */
+export const boundEvidence = (evidence: Record<string, unknown>): Record<string, unknown> => {
+  const total = JSON.stringify(evidence)?.length ?? 0;
+  const keys = Object.keys(evidence);
+  if (total <= EVIDENCE_MAX_CHARS && keys.length <= EVIDENCE_MAX_KEYS) return evidence;
+  const sized = keys.slice(0, EVIDENCE_MAX_KEYS).map((k) => [k, evidence[k], JSON.stringify(evidence[k])?.length ?? 0] as const);
+  const out: Record<string, unknown> = {};
+  let used = 0;
+  // Smallest first, so the many short facts (ids, scenario, times) survive one huge list.
+  for (const [k, v, n] of [...sized].sort((a, b) => a[2] - b[2])) {
+    if (used + n <= EVIDENCE_MAX_CHARS / 2) {
+      out[k] = v;
+      used += n;
+    } else out[k] = { truncated: true, json_chars: n };
+  }
+  out.evidence_truncated = { json_chars: total, keys: keys.length };
+  return out;
+};
 
 /** A Map used as a bounded LRU of small per-source facts. */
 const remember = <V>(map: Map<string, V>, key: string, value: V, cap: number) => {
@@ -75,7 +103,13 @@ const remember = <V>(map: Map<string, V>, key: string, value: V, cap: number) =>
 
 export const sentinelService = ({ incidents, actions, policy, blocklist, clock, settings, log }: Deps) => {
   const actor: Actor = systemActor("sentinel");
-  const windows = new DetectionWindows({ maxSources: settings.maxTrackedSources });
+  // What the classifier needs and no more: a distinct count saturates one past its threshold.
+  const windows = new DetectionWindows({
+    maxSources: settings.maxTrackedSources,
+    maxUsernames: settings.distinctUsernames + 1,
+    maxPorts: settings.distinctPorts + 1,
+    maxEntries: settings.maxTrackedSources * ENTRIES_PER_SOURCE,
+  });
   // The window as last read from the policy (record() needs it synchronously).
   let windowMs = 10 * 60_000;
   const dirty = new Set<string>();
@@ -92,6 +126,8 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
   // Start-up replay: live events arriving meanwhile wait here (and are not counted twice).
   let replaying = false;
   let liveDuringReplay: DetectionEvent[] = [];
+  let droppedDuringReplay = 0;
+  let evictedLogged = 0;
   let ready: Promise<void> = Promise.resolve();
 
   const thresholdsOf = (p: Policy): Thresholds => ({
@@ -104,13 +140,18 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
   const record = (events: readonly DetectionEvent[]) => {
     const now = clock.now().getTime();
     for (const e of events) if (windows.record(e, now, windowMs, classifyEvent(e))) dirty.add(e.sourceIp);
+    // Sources evicted from the windows before the worker got to them have nothing to report; the
+    // sweep at twice the cap keeps the set within the windows' own bound at O(1) per event amortised.
+    if (dirty.size > 2 * settings.maxTrackedSources) for (const ip of dirty) if (!windows.has(ip)) dirty.delete(ip);
   };
 
   /** The sensors domain's after-commit listener: counts, then lets the worker run. */
   const observe = (events: readonly DetectionEvent[]) => {
     if (!settings.enabled || stopped || events.length === 0) return;
     if (replaying) {
-      liveDuringReplay.push(...events);
+      const room = REPLAY_BUFFER_MAX - liveDuringReplay.length;
+      if (room > 0) liveDuringReplay.push(...events.slice(0, room));
+      droppedDuringReplay += Math.max(0, events.length - Math.max(room, 0));
       return;
     }
     record(events);
@@ -186,6 +227,10 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
       lastPrune = now;
       windows.prune(now, windowMs);
       for (const [ip, at] of trippedAt) if (at <= now - windowMs) trippedAt.delete(ip);
+      if (windows.evicted > evictedLogged) {
+        log?.warn({ evicted: windows.evicted - evictedLogged, sources: windows.size, entries: windows.entries }, "detection windows at their memory cap: least recently active sources dropped");
+        evictedLogged = windows.evicted;
+      }
     }
     await escalate(p, now);
   };
@@ -311,7 +356,7 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
     if (!ip) throw validationError([{ path: "sourceIp", message: "not an IPv4 or IPv6 address" }]);
     const threat = input.threat.trim().slice(0, 100) || "unknown";
     const now = clock.now();
-    const evidence = { ...input.evidence, origin: input.origin, reason: input.reason };
+    const evidence = { ...boundEvidence(input.evidence), origin: input.origin.slice(0, 200), reason: input.reason.slice(0, 2_000) };
     const { incident } = await incidents.report(actor, { sourceIp: ip, threat, severity: input.severity, lastEventAt: now, evidence });
     const response = await respond(incident, `${input.origin}: ${input.reason}`, evidence, input.durationSeconds ?? settings.blockDurationSeconds, true);
     return { incidentId: incident.id, actionRequestId: response?.action_request_id ?? null, status: response?.status ?? null };
@@ -345,6 +390,8 @@ export const sentinelService = ({ incidents, actions, policy, blocklist, clock, 
       const live = liveDuringReplay;
       liveDuringReplay = [];
       record(live);
+      if (droppedDuringReplay) log?.warn({ dropped: droppedDuringReplay }, "events that arrived during the detection replay beyond its buffer were not counted");
+      droppedDuringReplay = 0;
       schedule();
     }
     if (total) log?.info?.({ replayed: total, sources: windows.size }, "detection window replayed");
