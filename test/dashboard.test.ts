@@ -4,16 +4,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyForRole, createTestApp, DB_KINDS, type TestApp } from "./helpers/harness.ts";
 import { rememberSecret } from "./helpers/secret-scan.ts";
+import { manualClock } from "../src/lib/time.ts";
 
 type Json = Record<string, any>;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 describe.each(DB_KINDS)("security dashboard on %s", (kind) => {
+  // Expiry is moved by this clock, never waited for.
+  const clock = manualClock("2026-11-01T09:00:00.000Z");
   let t: TestApp;
   let viewer: { token: string }, analyst: { token: string };
 
   beforeAll(async () => {
-    t = await createTestApp(kind);
+    t = await createTestApp(kind, { clock });
     viewer = await createKeyForRole(t.db, "viewer");
     analyst = await createKeyForRole(t.db, "analyst");
   });
@@ -61,7 +64,7 @@ describe.each(DB_KINDS)("security dashboard on %s", (kind) => {
     await post("/security/policy/blocks", { entity_type: "user", value: "mallory", reason: "x" });
     await post("/security/policy/blocks", { entity_type: "api_key", value: "pc_abcd1234", reason: "x" });
     // An expired block does not count.
-    const expiring = await post("/security/policy/blocks", { entity_type: "ip", value: "5.188.86.174", reason: "x", expires_at: new Date(Date.now() + 1500).toISOString() });
+    const expiring = await post("/security/policy/blocks", { entity_type: "ip", value: "5.188.86.174", reason: "x", expires_at: new Date(clock.now().getTime() + 60_000).toISOString() });
     await post("/security/actions/", { action_type: "unblock_entity", payload: { entity_type: "ip", value: "5.188.86.172" }, reason: "test" }, analyst.token);
     await post("/security/actions/", { action_type: "set_mode", payload: { mode: "lockdown" }, reason: "test" }, analyst.token);
     const sentinel = t.app.services.sentinel;
@@ -84,7 +87,8 @@ describe.each(DB_KINDS)("security dashboard on %s", (kind) => {
       expect(res.statusCode, res.body).toBe(201);
     }
     await sentinel.settle();
-    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiring.expires_at) - Date.now() + 50)));
+    expect((await dashboard()).blocklist.ips).toBe(3);
+    clock.set(expiring.expires_at);
 
     const d = await dashboard();
     expect(d.security_mode).toEqual({ mode: "elevated", updated_at: policy.updated_at });
