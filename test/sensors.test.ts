@@ -401,6 +401,8 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect((await page("unprocessed_only=true")).items).toHaveLength(6);
     problem(await call("POST", "/security/honeypot/events/99999999/processed", analyst.token), 404, "EVENT_NOT_FOUND");
     problem(await call("POST", "/security/honeypot/events/abc/processed", analyst.token), 404, "EVENT_NOT_FOUND");
+    problem(await call("POST", "/security/honeypot/events/99999999999999999999/processed", analyst.token), 404, "EVENT_NOT_FOUND");
+    problem(await call("GET", `/security/honeypot/events?cursor=${Buffer.from("99999999999999999999").toString("base64url")}`, viewer.token), 400, "VALIDATION_FAILED");
   });
 
   it("gives other domains what they need: onIngested after commit, ingestNormalized, ensureSensor, eventsSince", async () => {

@@ -79,7 +79,8 @@ type Deps = {
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const KEY_PREFIX = "phk_";
 const KEY_RE = /^phk_[A-Za-z0-9_-]{43}$/;
-const EVENT_ID_RE = /^[1-9][0-9]{0,18}$/;
+// Up to 18 digits: always inside bigint.
+const EVENT_ID_RE = /^[1-9][0-9]{0,17}$/;
 const CANONICAL_IP = /^[0-9a-f.:]{2,45}$/;
 const ROLLUP_SHARDS = 8;
 const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
