@@ -280,7 +280,8 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const now = clock.now();
     const rows = await repo.listInstances({ active: query.active, type: query.honeypot_type }, query.limit + 1, decodeCursor(query.cursor));
     const page = toPage(rows, query.limit, (r) => ({ t: r.createdAt.toISOString(), id: r.id }), (r) => r);
-    const items = await Promise.all(page.items.map(async (r) => toInstance(r, await repo.keysOf(r.id), now)));
+    const keys = await repo.keysOfMany(page.items.map((r) => r.id));
+    const items = page.items.map((r) => toInstance(r, keys.get(r.id) ?? [], now));
     return { items, next_cursor: page.next_cursor };
   };
 
