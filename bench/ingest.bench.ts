@@ -2,7 +2,8 @@
 // real listening server, on PostgreSQL and on PGlite, beside a raw COPY of the same rows into a copy
 // of honeypot_events with the same indexes measured in the same run (the database's own limit for
 // our schema). Events are real-shaped Cowrie events (the fixtures, varied: source address, session,
-// port and time differ per event, so every event key is unique).
+// port and time differ per event, so every event key is unique). The batch endpoint is measured with
+// detection on and again, on a fresh server, with it off (detection.enabled=false), to show its cost.
 // BENCH_INGEST_EVENTS (PostgreSQL, default 100,000), BENCH_INGEST_EVENTS_PGLITE (default 30,000),
 // BENCH_INGEST_BATCH (events per request, default 1,000), BENCH_INGEST_SINGLE_SECONDS (default 5),
 // BENCH_INGEST_ONLY=postgres|pglite, BENCH_INGEST_NODE_ARGS (extra node flags for the server).
@@ -48,8 +49,6 @@ const templates: Record<string, unknown>[] = readdirSync(FIXTURES)
   .filter((l) => l.trim() !== "")
   .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-// Recent (detection windows are counted back from now), 1 ms apart: 100,000 events span 100 s.
-const BASE_TIME = Date.now() - 120_000;
 const hex12 = (rand: () => number) => Math.floor(rand() * 0xffffffffffff).toString(16).padStart(12, "0");
 
 /**
@@ -57,12 +56,12 @@ const hex12 = (rand: () => number) => Math.floor(rand() * 0xffffffffffff).toStri
  * changes every 8 events (so per-source counters see sessions, not one address), the session id,
  * source port and time change every event. Passwords stay in the payload: the server seals them.
  */
-const makeEvent = (i: number, run: number): string => {
+const makeEvent = (i: number, run: number, baseTime: number): string => {
   const rand = mulberry32(i * 7919 + run);
   const tpl = templates[i % templates.length]!;
   const host = Math.floor(i / 8) + run * 50_000_000;
   const ip = `${11 + ((host >>> 24) & 63)}.${(host >>> 16) & 255}.${(host >>> 8) & 255}.${host & 255}`;
-  const timestamp = new Date(BASE_TIME + i).toISOString();
+  const timestamp = new Date(baseTime + i).toISOString();
   const { src_ip: _ip, timestamp: _ts, ...rest } = tpl;
   const payload: Record<string, unknown> = { ...rest, session: hex12(rand) };
   if (typeof tpl.src_port === "number") payload.src_port = 1024 + Math.floor(rand() * 60_000);
@@ -147,40 +146,43 @@ const copyPglite = async (dir: string, lines: string[]): Promise<number> => {
 
 // ------------------------------------------------------------------ the server
 
+/** Resolves with the first match of `pattern` in the child's output. */
 const waitFor = (child: ChildProcess, pattern: RegExp) =>
-  new Promise<void>((resolve, reject) => {
+  new Promise<RegExpExecArray>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
       out += String(d);
-      if (pattern.test(out)) resolve();
+      const m = pattern.exec(out);
+      if (m) resolve(m);
     });
     child.stderr!.on("data", (d) => (out += String(d)));
     child.on("exit", (code) => reject(new Error(`server exited ${code}: ${out.slice(-2000)}`)));
   });
 
-const startServer = async (port: number, dataDir: string, databaseUrl?: string) => {
+// Port 0: the OS picks a free one (parallel bench runs must not collide); the URL comes from the log line.
+const startServer = async (dataDir: string, databaseUrl: string | undefined, detection: boolean) => {
   // BENCH_INGEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
   const nodeArgs = (process.env.BENCH_INGEST_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "bin/portcullis.mjs"), "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
-      PORTCULLIS_PORT: String(port),
+      PORTCULLIS_PORT: "0",
       PORTCULLIS_DATA_DIR: dataDir,
       PORTCULLIS_BOOTSTRAP_ADMIN_TOKEN: TOKEN,
       PORTCULLIS_LOG__LEVEL: "warn",
       PORTCULLIS_RATE_LIMIT__MANAGEMENT_PER_MINUTE: "100000000",
       PORTCULLIS_RATE_LIMIT__INGEST_PER_MINUTE: "100000000",
+      PORTCULLIS_DETECTION__ENABLED: String(detection),
       ...(databaseUrl ? { PORTCULLIS_DATABASE_URL: databaseUrl } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  await waitFor(child, /listening on/);
-  const base = `http://127.0.0.1:${port}`;
+  const base = (await waitFor(child, /listening on (http:\/\/[^\s]+)/))[1]!.replace(/\/$/, "");
   const res = await fetch(`${base}/security/honeypot/instances`, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: `bench-cowrie-${port}`, honeypot_type: "cowrie" }),
+    body: JSON.stringify({ name: `bench-cowrie-${Date.now()}`, honeypot_type: "cowrie" }),
   });
   if (res.status !== 201) throw new Error(`creating the bench sensor: ${res.status} ${await res.text()}`);
   const { api_key: key } = (await res.json()) as { api_key: string };
@@ -222,7 +224,7 @@ const postBatches = async (base: string, key: string, events: string[]) => {
 };
 
 /** Single-event posts for SINGLE_SECONDS, each a new event (autocannon rewrites the body per request). */
-const postSingles = (base: string, key: string, offset: number, run: number) =>
+const postSingles = (base: string, key: string, offset: number, run: number, baseTime: number) =>
   new Promise<autocannon.Result>((resolve, reject) => {
     let i = offset;
     autocannon(
@@ -234,7 +236,7 @@ const postSingles = (base: string, key: string, offset: number, run: number) =>
           {
             method: "POST",
             headers: { "x-honeypot-key": key, "content-type": "application/json" },
-            setupRequest: (req) => ({ ...req, body: makeEvent(i++, run) }),
+            setupRequest: (req) => ({ ...req, body: makeEvent(i++, run, baseTime) }),
           },
         ],
       },
@@ -242,36 +244,48 @@ const postSingles = (base: string, key: string, offset: number, run: number) =>
     );
   });
 
-const measureBackend = async (label: string, n: number, run: number, copy: (lines: string[]) => Promise<number>, server: () => Promise<{ child: ChildProcess; base: string; key: string }>): Promise<BenchRow[]> => {
-  const events = Array.from({ length: n }, (_, i) => makeEvent(i, run));
+type StartServer = (detection: boolean) => Promise<{ child: ChildProcess; base: string; key: string }>;
+
+const measureBackend = async (label: string, n: number, run: number, copy: (lines: string[]) => Promise<number>, server: StartServer): Promise<BenchRow[]> => {
+  // Recent times (detection windows count back from now), 1 ms apart: 100,000 events span 100 s.
+  const baseTime = Date.now() - 120_000;
+  const events = Array.from({ length: n }, (_, i) => makeEvent(i, run, baseTime));
   const copyRate = await copy(copyLines(events, SENSOR_ID));
   const reference = `COPY into honeypot_events copy (${label})`;
   const rows: BenchRow[] = [{ operation: reference, n, opsPerSec: copyRate, p50Ns: Number.NaN, p99Ns: Number.NaN }];
-  const { child, base, key } = await server();
-  try {
-    // Warm-up: the first requests compile the routes' code paths (not counted).
-    await postBatches(base, key, Array.from({ length: 2 * BATCH }, (_, i) => makeEvent(n + i, run)));
-    const batch = await postBatches(base, key, events);
-    rows.push({ operation: `batch endpoint, ${BATCH}/request, ${SENDERS} senders (${label}, ${DETECTION})`, n, opsPerSec: batch.rate, p50Ns: batch.p50, p99Ns: batch.p99, reference, ratio: batch.rate / copyRate });
-    // What detection made of it (a busy attack mix: each address sends a run of real Cowrie lines).
-    const dash = await fetch(`${base}/security/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    if (dash.status === 200) {
-      const d = (await dash.json()) as { incidents?: { total_open?: number }; action_requests?: { total_pending?: number } };
-      process.stdout.write(`ingest bench (${label}): after the batches, ${d.incidents?.total_open ?? "?"} open incidents and ${d.action_requests?.total_pending ?? "?"} pending action requests\n`);
+  const warmup = Array.from({ length: 2 * BATCH }, (_, i) => makeEvent(n + i, run, baseTime));
+  for (const detection of DETECTION_ON_MAIN ? [true, false] : [false]) {
+    const what = DETECTION_ON_MAIN ? (detection ? "detection on" : "detection off") : DETECTION;
+    const { child, base, key } = await server(detection);
+    try {
+      // Warm-up: the first requests compile the routes' code paths (not counted).
+      await postBatches(base, key, warmup);
+      const batch = await postBatches(base, key, events);
+      rows.push({ operation: `batch endpoint, ${BATCH}/request, ${SENDERS} senders (${label}, ${what})`, n, opsPerSec: batch.rate, p50Ns: batch.p50, p99Ns: batch.p99, reference, ratio: batch.rate / copyRate });
+      if (detection) {
+        // What detection made of it (each address sends a run of real Cowrie lines).
+        const dash = await fetch(`${base}/security/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        if (dash.status === 200) {
+          const d = (await dash.json()) as { incidents?: { total_open?: number }; action_requests?: { total_pending?: number } };
+          process.stdout.write(`ingest bench (${label}): after the batches, ${d.incidents?.total_open ?? "?"} open incidents and ${d.action_requests?.total_pending ?? "?"} pending action requests\n`);
+        }
+      }
+      if (detection || !DETECTION_ON_MAIN) {
+        const single = await postSingles(base, key, n + 2 * BATCH, run, baseTime);
+        if (single.non2xx > 0 || single.errors > 0) throw new Error(`single posts: ${single.non2xx} non-2xx answers, ${single.errors} errors`);
+        rows.push({
+          operation: `single-event posts, ${SINGLE_CONNECTIONS} connections (${label}, ${what})`,
+          n: single.requests.total,
+          opsPerSec: single.requests.average,
+          p50Ns: single.latency.p50 > 0 ? single.latency.p50 * 1e6 : Number.NaN,
+          p99Ns: single.latency.p99 > 0 ? single.latency.p99 * 1e6 : Number.NaN,
+          reference,
+          ratio: single.requests.average / copyRate,
+        });
+      }
+    } finally {
+      await stopServer(child);
     }
-    const single = await postSingles(base, key, n + 2 * BATCH, run);
-    if (single.non2xx > 0 || single.errors > 0) throw new Error(`single posts: ${single.non2xx} non-2xx answers, ${single.errors} errors`);
-    rows.push({
-      operation: `single-event posts, ${SINGLE_CONNECTIONS} connections (${label}, ${DETECTION})`,
-      n: single.requests.total,
-      opsPerSec: single.requests.average,
-      p50Ns: single.latency.p50 > 0 ? single.latency.p50 * 1e6 : Number.NaN,
-      p99Ns: single.latency.p99 > 0 ? single.latency.p99 * 1e6 : Number.NaN,
-      reference,
-      ratio: single.requests.average / copyRate,
-    });
-  } finally {
-    await stopServer(child);
   }
   return rows;
 };
@@ -291,18 +305,24 @@ export async function runIngestBench(): Promise<BenchRow[]> {
     });
     if (copyDb && process.env.BENCH_INGEST_ONLY === "pglite") await copyDb.drop();
     else if (copyDb) {
-      const serverDb = await createScratchDatabase(PG_URL, "pc_bench");
+      const serverDbs: Awaited<ReturnType<typeof createScratchDatabase>>[] = [];
       try {
         const db = await openDatabase({ databaseUrl: copyDb.url, poolSize: 1 });
         await migrate(db);
         await db.close();
-        rows.push(...(await measureBackend("PostgreSQL", N_PG, 1, (lines) => copyPostgres(copyDb.url, lines), () => startServer(18_101, tmp(), serverDb.url))));
+        // Each server run gets a fresh database (the same events would all be duplicates otherwise).
+        const server = async (detection: boolean) => {
+          const scratch = await createScratchDatabase(PG_URL, "pc_bench");
+          serverDbs.push(scratch);
+          return startServer(tmp(), scratch.url, detection);
+        };
+        rows.push(...(await measureBackend("PostgreSQL", N_PG, 1, (lines) => copyPostgres(copyDb.url, lines), server)));
       } finally {
         await copyDb.drop();
-        await serverDb.drop();
+        for (const scratch of serverDbs) await scratch.drop();
       }
     }
-    if (process.env.BENCH_INGEST_ONLY !== "postgres") rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), () => startServer(18_102, tmp()))));
+    if (process.env.BENCH_INGEST_ONLY !== "postgres") rows.push(...(await measureBackend("PGlite", N_PGLITE, 2, (lines) => copyPglite(tmp(), lines), (detection) => startServer(tmp(), undefined, detection))));
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }

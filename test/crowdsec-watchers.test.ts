@@ -117,7 +117,7 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     const incident = await admin("GET", `/security/incidents/${stored!.proposal.incident_id}`);
     expect(incident.statusCode).toBe(200);
     expect(JSON.stringify(incident.json())).toContain("91.121.79.195");
-    // No blocks were created by the agent's own decisions.
+    // No blocks were created by the agent's own decisions (only an approval makes one, below).
     expect((await admin("GET", "/security/policy/blocks?active=true")).json().items).toEqual([]);
   });
 
@@ -145,6 +145,20 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     expect(ssh[0]).toMatchObject({ event_type: "auth_attempt", detected_threat: "crowdsecurity/ssh-bf", payload: { scenario: "crowdsecurity/ssh-bf" } });
     expect(ssh[0]!.payload.details.meta.target_user).toBe("root");
     expect(ssh[0]!.occurred_at).toBe("2020-10-02T17:09:08.000Z");
+  });
+
+  it("once approved and executed, the proposal reaches bouncers as the watcher's decision", async () => {
+    const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { id: string; payload: { value: string } }[];
+    const id = requests.find((r) => r.payload.value === "91.121.79.178")!.id;
+    const approved = await t.app.inject({ method: "POST", url: `/security/actions/${id}/approve`, headers: t.auth(), payload: { note: "seen in the ssh logs" } });
+    expect(approved.statusCode, approved.body).toBe(200);
+    const executed = await t.app.inject({ method: "POST", url: `/security/actions/${id}/execute`, headers: t.auth() });
+    expect(executed.statusCode, executed.body).toBe(200);
+    const created = await t.app.inject({ method: "POST", url: "/crowdsec/bouncers", headers: t.auth(), payload: { name: "chain" } });
+    const key = created.json().key as string;
+    rememberSecret(key);
+    const res = await t.app.inject({ method: "GET", url: "/v1/decisions?ip=91.121.79.178", headers: { "x-api-key": key } });
+    expect(res.json()).toEqual([expect.objectContaining({ origin: "agent-1", scenario: "crowdsecurity/ssh-bf", scope: "Ip", type: "ban", value: "91.121.79.178" })]);
   });
 
   it("raises no second request for a source whose request is still open", async () => {

@@ -31,6 +31,11 @@ describe("origin and scenario of a block", () => {
     expect(originAndScenario("crowdsec/web-1: crowdsecurity/ssh-bf (Ip 1.2.3.4 performed ...)", "system:actions")).toEqual({ origin: "web-1", scenario: "crowdsecurity/ssh-bf" });
     expect(originAndScenario("brute force on cowrie", "system:sentinel")).toEqual({ origin: "honeypot", scenario: "brute force on cowrie" });
     expect(originAndScenario("", "admin")).toEqual({ origin: "portcullis", scenario: "portcullis/manual" });
+    // as the action workflow writes them
+    const id = "0192f0c4-7d2e-7000-8000-000000000000";
+    expect(originAndScenario(`action ${id}: crowdsec/web-1: crowdsecurity/ssh-bf (m)`, "admin")).toEqual({ origin: "web-1", scenario: "crowdsecurity/ssh-bf" });
+    expect(originAndScenario(`action ${id}: sentinel: brute_force from 5.188.86.172: 40 failed logins`, "system:actions")).toEqual({ origin: "honeypot", scenario: "portcullis/brute_force" });
+    expect(originAndScenario(`action ${id}: repeat offender`, "alice")).toEqual({ origin: "portcullis", scenario: "repeat offender" });
   });
   it("serialises exactly CrowdSec's field order with JSON-escaped strings", () => {
     const e = toEntry({ id: 7, block_id: "b", scope: "Ip", value: "1.2.3.4", reason: 'say "hi"', created_by: "admin", expires_at: 10_000, deleted_seq: null, deleted_at: null, deleted_by: null });

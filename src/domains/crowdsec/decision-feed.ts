@@ -55,20 +55,27 @@ export const goDuration = (ms: number): string => {
   return h ? `${sign}${h}h${m}m${sec}s` : m ? `${sign}${m}m${sec}s` : `${sign}${sec}s`;
 };
 
-// Reasons written by this domain for blocks that came from a watcher's alert: "crowdsec/<machine>: <scenario> ...".
+// A block made by the action workflow has the reason "action <request id>: <the request's reason>".
+const ACTION_PREFIX = /^action [0-9a-f-]{36}: /i;
+// Requests raised for a watcher's alert: "crowdsec/<machine>: <scenario> (<message>)".
 const WATCHER_REASON = /^crowdsec\/([A-Za-z0-9._@-]{1,200}): (\S{1,300})/;
+// Requests the sentinel raised from honeypot telemetry: "sentinel: <threat> from <ip>: ...".
+const SENTINEL_REASON = /^sentinel: ([a-z0-9_]{1,100}) from /;
 
 /**
  * origin and scenario of a block: a watcher's block names the watcher and its scenario; blocks the
- * sentinel raised from honeypot telemetry are "honeypot"; everything else is "portcullis" with the
- * reason as the scenario (what bouncers log and filter on).
+ * sentinel raised from honeypot telemetry are "honeypot" with the detected threat; everything else is
+ * "portcullis" with the reason as the scenario (what bouncers log and filter on).
  */
 export const originAndScenario = (reason: string, createdBy: string): { origin: string; scenario: string } => {
-  const watcher = WATCHER_REASON.exec(reason);
+  const text = reason.replace(ACTION_PREFIX, "").trim();
+  const watcher = WATCHER_REASON.exec(text);
   if (watcher) return { origin: watcher[1]!, scenario: watcher[2]! };
-  const scenario = reason.trim() || "portcullis/manual";
+  const sentinel = SENTINEL_REASON.exec(text);
+  if (sentinel) return { origin: "honeypot", scenario: `portcullis/${sentinel[1]!}` };
+  const scenario = text || "portcullis/manual";
   if (createdBy.startsWith("watcher:")) return { origin: createdBy.slice("watcher:".length), scenario };
-  if (createdBy === "system:sentinel" || createdBy.startsWith("sensor:") || /^honeypot\b/i.test(reason)) return { origin: "honeypot", scenario };
+  if (createdBy === "system:sentinel" || createdBy.startsWith("sensor:") || /^honeypot\b/i.test(text)) return { origin: "honeypot", scenario };
   return { origin: "portcullis", scenario };
 };
 
