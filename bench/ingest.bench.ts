@@ -244,6 +244,14 @@ const postSingles = (base: string, key: string, offset: number, run: number, bas
     );
   });
 
+/** What detection made of the run (each address sends a run of real Cowrie lines), from the dashboard. */
+const reportDetection = async (base: string, label: string, when: string) => {
+  const dash = await fetch(`${base}/security/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  if (dash.status !== 200) return;
+  const d = (await dash.json()) as { incidents?: { total_open?: number }; action_requests?: { total_pending?: number } };
+  process.stdout.write(`ingest bench (${label}): ${when}: ${d.incidents?.total_open ?? "?"} open incidents, ${d.action_requests?.total_pending ?? "?"} pending action requests\n`);
+};
+
 type StartServer = (detection: boolean) => Promise<{ child: ChildProcess; base: string; key: string }>;
 
 const measureBackend = async (label: string, n: number, run: number, copy: (lines: string[]) => Promise<number>, server: StartServer): Promise<BenchRow[]> => {
@@ -262,14 +270,7 @@ const measureBackend = async (label: string, n: number, run: number, copy: (line
       await postBatches(base, key, warmup);
       const batch = await postBatches(base, key, events);
       rows.push({ operation: `batch endpoint, ${BATCH}/request, ${SENDERS} senders (${label}, ${what})`, n, opsPerSec: batch.rate, p50Ns: batch.p50, p99Ns: batch.p99, reference, ratio: batch.rate / copyRate });
-      if (detection) {
-        // What detection made of it (each address sends a run of real Cowrie lines).
-        const dash = await fetch(`${base}/security/dashboard`, { headers: { authorization: `Bearer ${TOKEN}` } });
-        if (dash.status === 200) {
-          const d = (await dash.json()) as { incidents?: { total_open?: number }; action_requests?: { total_pending?: number } };
-          process.stdout.write(`ingest bench (${label}): after the batches, ${d.incidents?.total_open ?? "?"} open incidents and ${d.action_requests?.total_pending ?? "?"} pending action requests\n`);
-        }
-      }
+      if (detection) await reportDetection(base, label, "right after the batches");
       if (detection || !DETECTION_ON_MAIN) {
         const single = await postSingles(base, key, n + 2 * BATCH, run, baseTime);
         if (single.non2xx > 0 || single.errors > 0) throw new Error(`single posts: ${single.non2xx} non-2xx answers, ${single.errors} errors`);
@@ -282,6 +283,7 @@ const measureBackend = async (label: string, n: number, run: number, copy: (line
           reference,
           ratio: single.requests.average / copyRate,
         });
+        if (detection) await reportDetection(base, label, `after the single posts too (${SINGLE_SECONDS} s later)`);
       }
     } finally {
       await stopServer(child);

@@ -79,6 +79,13 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     const list = await call("GET", "/security/honeypot/instances?limit=1000", viewer.token);
     expect(list.json().items.map((i: Json) => i.id)).toContain(id);
     expect(list.body).not.toContain(key);
+    expect(list.json().items.find((i: Json) => i.id === id).keys).toEqual(body.keys);
+    const other = await register("ssh-trap-registry-2");
+    const first = (await call("GET", "/security/honeypot/instances?limit=1", viewer.token)).json();
+    expect(first.items.map((i: Json) => i.id)).toEqual([other.id]);
+    const second = (await call("GET", `/security/honeypot/instances?limit=1&cursor=${first.next_cursor}`, viewer.token)).json();
+    expect(second.items.map((i: Json) => i.id)).toEqual([id]);
+    expect((await call("GET", "/security/honeypot/instances?active=false&limit=1000", viewer.token)).json().items).toEqual([]);
     const stored = await t.db.query<{ key_hash: unknown }>("SELECT key_hash FROM honeypot_keys WHERE sensor_id = $1", [id]);
     expect(stored).toHaveLength(1);
     expect(JSON.stringify(stored)).not.toContain(key.slice(4));
@@ -401,6 +408,8 @@ describe.each(DB_KINDS)("sensors on %s", (kind) => {
     expect((await page("unprocessed_only=true")).items).toHaveLength(6);
     problem(await call("POST", "/security/honeypot/events/99999999/processed", analyst.token), 404, "EVENT_NOT_FOUND");
     problem(await call("POST", "/security/honeypot/events/abc/processed", analyst.token), 404, "EVENT_NOT_FOUND");
+    problem(await call("POST", "/security/honeypot/events/99999999999999999999/processed", analyst.token), 404, "EVENT_NOT_FOUND");
+    problem(await call("GET", `/security/honeypot/events?cursor=${Buffer.from("99999999999999999999").toString("base64url")}`, viewer.token), 400, "VALIDATION_FAILED");
   });
 
   it("gives other domains what they need: onIngested after commit, ingestNormalized, ensureSensor, eventsSince", async () => {

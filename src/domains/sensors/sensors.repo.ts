@@ -1,7 +1,7 @@
 // SQL for the sensor registry, its keys, and the telemetry hot path: one INSERT per batch over
 // unnest()ed column arrays (the database drops duplicates by event_key), the per-minute rollup and
 // the sensor's last_event_at in the same transaction, and the reads the dashboard and detection use.
-import { and, asc, desc, eq, gt, isNull, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import { rowsOf, type Executor } from "../../db/client.ts";
 import { honeypotEventState as st, honeypotInstances as hi, honeypotKeys as hk } from "./sensors.tables.ts";
 
@@ -120,6 +120,13 @@ export const sensorsRepo = (db: Executor) => ({
   },
   keysOf: async (sensorId: string, ex: Executor = db): Promise<KeyRow[]> =>
     ex.select().from(hk).where(eq(hk.sensorId, sensorId)).orderBy(asc(hk.createdAt), asc(hk.id)),
+  keysOfMany: async (sensorIds: string[], ex: Executor = db): Promise<Map<string, KeyRow[]>> => {
+    const out = new Map<string, KeyRow[]>(sensorIds.map((id) => [id, []]));
+    if (!sensorIds.length) return out;
+    const rows = await ex.select().from(hk).where(inArray(hk.sensorId, sensorIds)).orderBy(asc(hk.createdAt), asc(hk.id));
+    for (const k of rows) out.get(k.sensorId)?.push(k);
+    return out;
+  },
   /** Gives every usable key of the sensor an expiry no later than `at` (rotation's grace period). */
   expireKeys: async (sensorId: string, at: Date, ex: Executor = db): Promise<KeyRow[]> =>
     ex

@@ -79,7 +79,8 @@ type Deps = {
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const KEY_PREFIX = "phk_";
 const KEY_RE = /^phk_[A-Za-z0-9_-]{43}$/;
-const EVENT_ID_RE = /^[1-9][0-9]{0,18}$/;
+// Up to 18 digits: always inside bigint.
+const EVENT_ID_RE = /^[1-9][0-9]{0,17}$/;
 const CANONICAL_IP = /^[0-9a-f.:]{2,45}$/;
 const ROLLUP_SHARDS = 8;
 const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
@@ -279,7 +280,8 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const now = clock.now();
     const rows = await repo.listInstances({ active: query.active, type: query.honeypot_type }, query.limit + 1, decodeCursor(query.cursor));
     const page = toPage(rows, query.limit, (r) => ({ t: r.createdAt.toISOString(), id: r.id }), (r) => r);
-    const items = await Promise.all(page.items.map(async (r) => toInstance(r, await repo.keysOf(r.id), now)));
+    const keys = await repo.keysOfMany(page.items.map((r) => r.id));
+    const items = page.items.map((r) => toInstance(r, keys.get(r.id) ?? [], now));
     return { items, next_cursor: page.next_cursor };
   };
 
