@@ -182,7 +182,7 @@ export async function runDashboardBench(): Promise<BenchRow[]> {
  * the same run; and reading one source's counts and classifying them (what a pass does per source).
  */
 export async function runDetectionBench(): Promise<BenchRow[]> {
-  const { DetectionWindows } = await import("../src/domains/detection/windows.ts");
+  const { DetectionWindows, ENTRIES_PER_SOURCE } = await import("../src/domains/detection/windows.ts");
   const { classifySource, classifyEvent } = await import("../src/domains/detection/classify.ts");
   const { measure } = await import("./table.ts");
   const SOURCES = 100_000;
@@ -204,7 +204,7 @@ export async function runDetectionBench(): Promise<BenchRow[]> {
       payload: kind === "auth_attempt" ? { username: users[i % 8], outcome: "failed", dst_port: 22 } : { dst_port: 22 + (i % 3), command: "uname -a" },
     };
   });
-  const windows = new DetectionWindows({ maxSources: 1_000_000 });
+  const windows = new DetectionWindows({ maxSources: 1_000_000, maxEntries: 1_000_000 * ENTRIES_PER_SOURCE });
   const floor = new Map<string, number>();
   const WINDOW = 10 * 60_000;
   const reference = measure((i) => floor.set(events[i & (N - 1)]!.sourceIp, (floor.get(events[i & (N - 1)]!.sourceIp) ?? 0) + 1), { iterations: 100, batch: 10_000 });
