@@ -6,10 +6,11 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKeyForRole, createTestApp, DB_KINDS, type TestApp } from "./helpers/harness.ts";
+import { createKeyForRole, createTestApp, DB_KINDS, testConfig, type TestApp } from "./helpers/harness.ts";
 import { rememberSecret } from "./helpers/secret-scan.ts";
 import { installRules } from "./helpers/action-rules.ts";
 import { manualClock } from "../src/lib/time.ts";
+import { systemActor } from "../src/domains/identity/principal.ts";
 
 type Json = Record<string, any>;
 type Key = { token: string; userId: string; prefix: string };
@@ -528,4 +529,190 @@ describe.each(DB_KINDS)("sensor credential modes on %s", (kind) => {
       }
     });
   }
+});
+
+describe.each(DB_KINDS)("an agent's sensor is no honeypot evidence on %s", (kind) => {
+  let t: TestApp;
+  let analyst: Key;
+  beforeAll(async () => {
+    t = await createTestApp(kind);
+    analyst = await createKeyForRole(t.db, "analyst");
+  });
+  afterAll(async () => t?.close());
+
+  const call = (method: "GET" | "POST", url: string, token: string, payload?: unknown) =>
+    t.app.inject({ method, url, headers: t.auth(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+  const alert = (eventId: string, sourceIp: string) => ({
+    eventId,
+    sourceIp,
+    eventType: "exploitation" as const,
+    detectedThreat: "crowdsecurity/ssh-bf",
+    occurredAt: null,
+    payload: { scenario: "crowdsecurity/ssh-bf" },
+    secrets: {},
+    raw: "{}",
+    rawOriginal: "{}",
+  });
+
+  it("counts only events of keyed honeypot sensors in sourceActivity, and the elevated-mode rule allows only on those", async () => {
+    const crowdsec = systemActor("crowdsec");
+    const sensors = t.app.services.sensors;
+    // What a CrowdSec watcher's alerts become: a keyless sensor made by ensureSensor.
+    const agent = await sensors.ensureSensor(crowdsec, { name: "crowdsec:partner-watcher", honeypot_type: "crowdsec" });
+    const claimed = "185.220.101.7"; // named only by the agent
+    const seen = "185.220.101.8"; // seen by a real honeypot
+    const both = "185.220.101.9"; // both
+    const stored = await sensors.ingestNormalized(crowdsec, agent.id, [alert("a-1", claimed), alert("a-2", claimed), alert("a-3", both)]);
+    expect(stored.map((r) => r.status)).toEqual(["accepted", "accepted", "accepted"]);
+    const created = await call("POST", "/security/honeypot/instances", t.adminToken, { name: "real-trap", honeypot_type: "cowrie" });
+    expect(created.statusCode, created.body).toBe(201);
+    const key = created.json().api_key as string;
+    rememberSecret(key);
+    const sent = await t.app.inject({
+      method: "POST",
+      url: "/security/honeypot/events/batch",
+      headers: { "x-honeypot-key": key, "content-type": "application/json" },
+      payload: JSON.stringify([{ source_ip: seen, event_type: "scan" }, { source_ip: both, event_type: "exploitation" }]),
+    });
+    expect(sent.json()).toMatchObject({ accepted: 2, rejected: 0 });
+    await t.app.services.sentinel.settle();
+
+    const now = new Date();
+    expect(await sensors.sourceActivity(claimed, now)).toEqual({ events_1h: 0, exploitation_1h: 0, hits_24h: 0, sensors: [] });
+    expect(await sensors.sourceActivity(seen, now)).toEqual({ events_1h: 1, exploitation_1h: 0, hits_24h: 1, sensors: ["real-trap"] });
+    expect(await sensors.sourceActivity(both, now)).toEqual({ events_1h: 1, exploitation_1h: 1, hits_24h: 1, sensors: ["real-trap"] });
+    // The agent's events are stored and listed all the same: they are data, just not evidence.
+    expect((await call("GET", `/security/honeypot/events?sensor=${agent.id}`, analyst.token)).json().items).toHaveLength(3);
+
+    // An agent's sensor never gets a key, and an agent cannot write into a honeypot's sensor.
+    const rotate = await call("POST", `/security/honeypot/instances/${agent.id}/rotate-key`, t.adminToken, {});
+    expect(rotate.statusCode, rotate.body).toBe(409);
+    expect(rotate.json().code).toBe("SENSOR_IS_AGENT");
+    await expect(sensors.ingestNormalized(crowdsec, created.json().id, [alert("a-4", claimed)])).rejects.toMatchObject({ status: 403, code: "FORBIDDEN" });
+    expect(await sensors.sourceActivity(claimed, now)).toMatchObject({ hits_24h: 0 });
+
+    // Through the policy, in elevated mode: the default rule allows a block on honeypot evidence only.
+    expect((await call("POST", "/security/policy/", t.adminToken, { default_mode: "elevated" })).statusCode).toBe(200);
+    const block = async (ip: string) => {
+      const res = await call("POST", "/security/actions/", analyst.token, { action_type: "block_entity", payload: { entity_type: "ip", value: ip }, reason: "named by an alert" });
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json() as Json;
+    };
+    const onClaim = await block(claimed);
+    expect(onClaim.decision.input).toMatchObject({ policy: { mode: "elevated" }, evidence: { honeypot_hits_24h: 0, sensors: [] } });
+    expect(onClaim.decision.outcome).not.toBe("ALLOW");
+    expect(onClaim.decision.matched.map((m: Json) => m.name)).not.toContain("auto-block-honeypot-attackers-when-elevated");
+    expect(onClaim.status).not.toMatch(/^(approved|executed)$/);
+    expect((await call("GET", `/security/policy/check?ip=${claimed}`, analyst.token)).json().blocked).toBe(false);
+    // The control: the same request for an address a honeypot saw is allowed by that rule.
+    const onEvidence = await block(seen);
+    expect(onEvidence.decision).toMatchObject({ outcome: "ALLOW", deciding_rule: { name: "auto-block-honeypot-attackers-when-elevated" } });
+  });
+});
+
+describe.each(DB_KINDS)("the sensor key cache on %s", (kind) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp(kind);
+  });
+  afterAll(async () => t?.close());
+
+  /**
+   * A service over the real repository whose key lookup can be held after its read: the read has
+   * happened (the row as it was), the answer is not yet back. Deterministic, no sleeps.
+   */
+  const pausable = async () => {
+    const { sensorsService } = await import("../src/domains/sensors/sensors.service.ts");
+    const { sensorsRepo } = await import("../src/domains/sensors/sensors.repo.ts");
+    const real = sensorsRepo(t.db.orm);
+    let hold: { read: () => void; release: Promise<void> } | undefined;
+    const repo = {
+      ...real,
+      findKey: async (hash: Buffer) => {
+        const found = await real.findKey(hash);
+        const h = hold;
+        hold = undefined;
+        if (h) {
+          h.read();
+          await h.release;
+        }
+        return found;
+      },
+    };
+    const service = sensorsService({
+      db: t.db,
+      repo,
+      audit: t.app.services.audit,
+      clock: { now: () => new Date() },
+      vault: t.app.services.credentialVault,
+      settings: testConfig().sensors,
+      changeFeed: { publish: async () => {} },
+    });
+    /** Holds the next lookup after its read; resolves `read` once it has read. */
+    const holdNext = () => {
+      let release!: () => void;
+      let read!: () => void;
+      const readDone = new Promise<void>((r) => (read = r));
+      hold = { read, release: new Promise<void>((r) => (release = r)) };
+      return { readDone, release };
+    };
+    return { service, holdNext };
+  };
+
+  const register = async (name: string) => {
+    const res = await t.app.inject({ method: "POST", url: "/security/honeypot/instances", headers: t.auth(), payload: { name, honeypot_type: "custom" } });
+    expect(res.statusCode, res.body).toBe(201);
+    rememberSecret(res.json().api_key);
+    return res.json() as { id: string; api_key: string };
+  };
+
+  const admin = systemActor("admin-test");
+
+  it("a lookup that read the key before a deactivation committed does not cache its stale answer", async () => {
+    const { service, holdNext } = await pausable();
+    const s = await register("race-deactivate");
+    const gate = holdNext();
+    const lookup = service.authenticateKey(s.api_key);
+    await gate.readDone;
+    await service.deactivate(admin, s.id, "compromised");
+    gate.release();
+    // Began before the change: it may answer as of its read.
+    expect((await lookup).machine).toEqual({ type: "sensor", id: s.id });
+    await expect(service.authenticateKey(s.api_key)).rejects.toMatchObject({ code: "SENSOR_DEACTIVATED" });
+  });
+
+  it("likewise for a rotation without grace, and for a clear that came from another node (NOTIFY)", async () => {
+    const { service, holdNext } = await pausable();
+    const s = await register("race-rotate");
+    let gate = holdNext();
+    let lookup = service.authenticateKey(s.api_key);
+    await gate.readDone;
+    const rotated = await service.rotateKey(admin, s.id, 0);
+    rememberSecret(rotated.api_key);
+    gate.release();
+    await lookup;
+    await expect(service.authenticateKey(s.api_key)).rejects.toMatchObject({ code: "SENSOR_KEY_EXPIRED" });
+
+    // Another node deactivates (here: the app's own service, which shares nothing with this one);
+    // this node learns of it only through the clear its NOTIFY listener makes.
+    gate = holdNext();
+    lookup = service.authenticateKey(rotated.api_key);
+    await gate.readDone;
+    await t.app.services.sensors.deactivate(admin, s.id, "elsewhere");
+    service.invalidateCache();
+    gate.release();
+    await lookup;
+    await expect(service.authenticateKey(rotated.api_key)).rejects.toMatchObject({ code: "SENSOR_DEACTIVATED" });
+  });
+
+  it("without a clear in between, the answer is cached as before", async () => {
+    const { service } = await pausable();
+    const s = await register("cached");
+    await service.authenticateKey(s.api_key);
+    // Deactivated elsewhere with no clear here: the cached answer stands until the TTL (what NOTIFY is for).
+    await t.app.services.sensors.deactivate(admin, s.id, "elsewhere");
+    expect((await service.authenticateKey(s.api_key)).machine).toEqual({ type: "sensor", id: s.id });
+    service.invalidateCache();
+    await expect(service.authenticateKey(s.api_key)).rejects.toMatchObject({ code: "SENSOR_DEACTIVATED" });
+  });
 });

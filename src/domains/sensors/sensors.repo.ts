@@ -134,6 +134,11 @@ export const sensorsRepo = (db: Executor) => ({
       .set({ expiresAt: at })
       .where(and(eq(hk.sensorId, sensorId), isNull(hk.revokedAt), or(isNull(hk.expiresAt), gt(hk.expiresAt, at))))
       .returning(),
+  /** Whether the sensor was ever given a key: a honeypot's sensor has one, an agent's (ensureSensor) none. */
+  hasKey: async (sensorId: string, ex: Executor = db): Promise<boolean> => {
+    const [row] = await ex.select({ id: hk.id }).from(hk).where(eq(hk.sensorId, sensorId)).limit(1);
+    return row !== undefined;
+  },
   /** The key with this hash and its sensor (for authentication). */
   findKey: async (hash: Buffer, ex: Executor = db): Promise<{ key: KeyRow; sensor: InstanceRow } | undefined> => {
     const [row] = await ex.select({ key: hk, sensor: hi }).from(hk).innerJoin(hi, eq(hi.id, hk.sensorId)).where(eq(hk.keyHash, hash)).limit(1);
@@ -234,17 +239,23 @@ export const sensorsRepo = (db: Executor) => ({
     return { row: existing!, created: false };
   },
 
-  /** Counts for one source address over the last hour and day (received time), by its index. */
+  /**
+   * Counts for one source address over the last hour and day (received time), by its index: only
+   * events of honeypot sensors, i.e. sensors that hold a key. An agent's sensor (ensureSensor: a
+   * CrowdSec watcher's alerts) never has one, and its reports are claims, not honeypot evidence.
+   * The key test is one probe of honeypot_keys_sensor per distinct sensor (a small table).
+   */
   sourceActivity: async (ip: string, hourAgo: Date, dayAgo: Date, ex: Executor = db) => {
     const result = await ex.execute(sql`
       SELECT
         count(*) FILTER (WHERE e.received_at >= ${hourAgo.toISOString()}::timestamptz) AS events_1h,
         count(*) FILTER (WHERE e.received_at >= ${hourAgo.toISOString()}::timestamptz AND e.event_type = 'exploitation') AS exploitation_1h,
         count(*) AS hits_24h,
-        coalesce(array_agg(DISTINCT i.name) FILTER (WHERE i.name IS NOT NULL), '{}') AS sensors
+        coalesce(array_agg(DISTINCT i.name), '{}') AS sensors
       FROM honeypot_events e
-      LEFT JOIN honeypot_instances i ON i.id = e.sensor_id
-      WHERE e.source_ip = ${ip} AND e.received_at >= ${dayAgo.toISOString()}::timestamptz`);
+      JOIN honeypot_instances i ON i.id = e.sensor_id
+      WHERE e.source_ip = ${ip} AND e.received_at >= ${dayAgo.toISOString()}::timestamptz
+        AND EXISTS (SELECT 1 FROM honeypot_keys k WHERE k.sensor_id = e.sensor_id)`);
     const [r] = rowsOf<{ events_1h: unknown; exploitation_1h: unknown; hits_24h: unknown; sensors: unknown }>(result);
     const sensors = Array.isArray(r?.sensors) ? (r.sensors as string[]) : typeof r?.sensors === "string" ? parsePgTextArray(r.sensors) : [];
     return { events_1h: Number(r?.events_1h ?? 0), exploitation_1h: Number(r?.exploitation_1h ?? 0), hits_24h: Number(r?.hits_24h ?? 0), sensors: sensors.sort() };

@@ -37,6 +37,7 @@ export const SENSOR_ERRORS = defineErrors({
   SENSOR_KEY_EXPIRED: { status: 401, title: "Sensor key expired" },
   SENSOR_KEY_REVOKED: { status: 401, title: "Sensor key revoked" },
   SENSOR_DEACTIVATED: { status: 403, title: "Sensor is deactivated" },
+  SENSOR_IS_AGENT: { status: 409, title: "The sensor belongs to an agent" },
   EVENT_NOT_FOUND: { status: 404, title: "Event not found" },
   BATCH_TOO_LARGE: { status: 413, title: "Batch too large" },
   EMPTY_BATCH: { status: 400, title: "The batch holds no events" },
@@ -147,7 +148,13 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
   // ---- keys and authentication -------------------------------------------------------------
   type CachedKey = { at: number; key: KeyRow; sensor: InstanceRow } | { at: number; missing: true };
   const authCache = new Map<string, CachedKey>();
-  const invalidateCache = () => authCache.clear();
+  // Bumped by every clear: a lookup that read the key row before a deactivation or rotation
+  // committed, and finishes after the clear, must not put its stale answer back for a whole TTL.
+  let cacheGeneration = 0;
+  const invalidateCache = () => {
+    cacheGeneration++;
+    authCache.clear();
+  };
 
   /** The principal of a sensor key, or a 401/403 AppError that says why it is refused. */
   const authenticateKey = async (key: string): Promise<SystemPrincipal> => {
@@ -157,10 +164,14 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const nowMs = Date.now();
     let entry = authCache.get(cacheKey);
     if (!entry || nowMs - entry.at > AUTH_CACHE_MS) {
+      const generation = cacheGeneration;
       const found = await repo.findKey(hash);
       entry = found ? { at: nowMs, key: found.key, sensor: found.sensor } : { at: nowMs, missing: true };
-      if (authCache.size >= AUTH_CACHE_MAX) authCache.clear();
-      authCache.set(cacheKey, entry);
+      // A clear since the read: the answer may predate the change, so it serves this request only.
+      if (generation === cacheGeneration) {
+        if (authCache.size >= AUTH_CACHE_MAX) authCache.clear();
+        authCache.set(cacheKey, entry);
+      }
     }
     if ("missing" in entry) throw SENSOR_ERRORS.SENSOR_KEY_INVALID("unknown sensor key");
     const now = clock.now();
@@ -233,7 +244,11 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     return { ...toInstance(inserted, [keyRow], now), api_key: key };
   };
 
-  /** Idempotent by name (case-insensitive); no key is issued (the caller authenticates its own way). */
+  /**
+   * An agent's sensor (a CrowdSec watcher's alerts), idempotent by name (case-insensitive). No key
+   * is issued, ever (rotateKey refuses it): having no key is what marks an agent's sensor, whose
+   * events are claims, not honeypot evidence, so sourceActivity leaves them out.
+   */
   const ensureSensor = async (actor: Actor, input: { name: string; honeypot_type: string; location?: string; metadata?: Record<string, unknown> }): Promise<{ id: string; name: string }> => {
     requirePermission(actor, "sensors:manage");
     const existing = await repo.getInstanceByName(input.name);
@@ -317,6 +332,9 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const now = clock.now();
     const existing = await loadInstance(id);
     if (!existing.active) throw SENSOR_ERRORS.SENSOR_NOT_ACTIVE(`sensor ${existing.name} is deactivated: a deactivated sensor gets no new key`);
+    // A key would turn an agent's reports into honeypot evidence (see ensureSensor).
+    if (!(await repo.hasKey(existing.id)))
+      throw SENSOR_ERRORS.SENSOR_IS_AGENT(`sensor ${existing.name} was registered by an agent (it has no key): it gets none; register a honeypot sensor instead`);
     const grace = graceSeconds ?? settings.keyRotationGraceSeconds;
     const oldUntil = new Date(now.getTime() + grace * 1000);
     const key = generateSensorKey();
@@ -652,6 +670,10 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
       throw COMMON_ERRORS.FORBIDDEN("a sensor key can only post events for its own sensor");
     const sensor = await loadInstance(sensorId);
     if (!sensor.active) throw SENSOR_ERRORS.SENSOR_DEACTIVATED(`sensor ${sensor.name} is deactivated`, { sensor_id: sensor.id });
+    // Another domain writes only into an agent's (keyless) sensor: its events must never count as a honeypot's.
+    const ownSensor = p.kind === "system" && p.machine?.type === "sensor";
+    if (!ownSensor && (await repo.hasKey(sensor.id)))
+      throw COMMON_ERRORS.FORBIDDEN(`sensor ${sensor.name} is a honeypot's (it holds a key): only its own key posts events for it`);
     // These did not come through an adapter's validation: what the table's checks would refuse
     // (and fail the whole batch with) is refused per item here.
     return store(
