@@ -19,7 +19,8 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
   let token: string;
   const password = "agent-password-4f1c9e2b7a";
   beforeAll(async () => {
-    t = await createTestApp(kind, { config: { "auth.argon2MemoryKiB": 8192 } });
+    // Auto-execution on: an ALLOW would become a block at once, so the elevated-mode test below can fail.
+    t = await createTestApp(kind, { config: { "auth.argon2MemoryKiB": 8192, "actions.autoExecuteTypes": ["block_entity"] } });
     rememberSecret(password);
   });
   afterAll(async () => t?.close());
@@ -205,6 +206,30 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     const audit = (await admin("GET", `/audit/entries?target_type=crowdsec_alert&target_id=${ids[0]}`)).json().items as { action: string; details: Record<string, unknown> }[];
     expect(audit).toEqual([expect.objectContaining({ action: "crowdsec.alert.received" })]);
     expect(audit[0]!.details).toMatchObject({ source: { scope: "Ip", value: "45.33.70.9" }, proposal: { via: "sentinel", action_request_id: expect.any(String) } });
+  });
+
+  it("in elevated mode, an alert about a public IP no honeypot saw is not blocked without approval", async () => {
+    const policy = await t.app.inject({ method: "POST", url: "/security/policy/", headers: t.auth(), payload: { default_mode: "elevated" } });
+    expect(policy.statusCode, policy.body).toBe(200);
+    try {
+      const base = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8"))[0] as Record<string, unknown>;
+      const alert = { ...base, source: { ...(base.source as object), ip: "45.33.71.7", value: "45.33.71.7" }, message: "elevated test" };
+      const res = await lapi("POST", "/v1/alerts", [alert], token);
+      expect(res.statusCode, res.body).toBe(201);
+      // The agent's events exist (its own keyless sensor) ...
+      const [events] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM honeypot_events WHERE source_ip = '45.33.71.7'");
+      expect(Number(events!.n)).toBeGreaterThan(0);
+      // ... but they are no honeypot evidence: the request waits for an approver, nothing is blocked.
+      const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { payload: { value: string }; status: string; decision: { outcome: string } }[];
+      const mine = requests.filter((r) => r.payload.value === "45.33.71.7");
+      expect(mine).toHaveLength(1);
+      expect(mine[0]!.status).toBe("pending");
+      expect(mine[0]!.decision.outcome).not.toBe("ALLOW");
+      expect((await admin("GET", "/security/policy/check?ip=45.33.71.7")).json().blocked).toBe(false);
+    } finally {
+      const back = await t.app.inject({ method: "POST", url: "/security/policy/", headers: t.auth(), payload: { default_mode: "normal" } });
+      expect(back.statusCode, back.body).toBe(200);
+    }
   });
 
   it("proposes a range block for a Range-scoped alert through the action workflow, once while it is open", async () => {
