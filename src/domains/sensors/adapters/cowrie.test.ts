@@ -204,3 +204,90 @@ describe("Cowrie: file transfers, unknown events, rejections", () => {
     expect(r.ok && r.event.sourceIp).toBe("198.51.100.4");
   });
 });
+
+describe("Cowrie: credentials nested in objects", () => {
+  const nested = {
+    eventid: "cowrie.custom.http",
+    request: { headers: { Authorization: "Bearer n3st3dTok", Cookie: "PHPSESSID=c00kieV4l", Host: "198.51.100.1" }, path: "/login" },
+    client: { login: { user: "root", password: "N3stedPw" }, auth: { password: "Auth0bjPw", method: "password" } },
+    algs: ["curve25519-sha256", "curl -u a:ArrPw9 http://x"],
+  };
+  const expectedSecrets = {
+    "request.headers.authorization": "Bearer n3st3dTok",
+    "request.headers.cookie": "PHPSESSID=c00kieV4l",
+    "client.login.password": "N3stedPw",
+    "client.auth": '{"password":"Auth0bjPw","method":"password"}',
+    "algs.1.basic_auth": "ArrPw9",
+  };
+
+  it("moves secret-named keys at any depth to secrets by dotted path; raw keeps every other byte (bare and HEC)", () => {
+    const bare = JSON.stringify({ ...base, ...nested });
+    for (const text of [bare, `{"host": "s1", "event": ${bare}}`]) {
+      const r = fromCowrie(JSON.parse(text), text);
+      if (!r.ok) throw new Error(r.reason);
+      const ev = r.event;
+      expect(ev.secrets).toEqual(expectedSecrets);
+      expect(ev.payload.details).toMatchObject({
+        request: { headers: { Host: "198.51.100.1" }, path: "/login" },
+        client: { login: { user: "root" } },
+        algs: ["curve25519-sha256", `curl -u a:${REDACTED} http://x`],
+      });
+      expect((ev.payload.details as { client: Record<string, unknown> }).client.auth).toBeUndefined();
+      for (const v of ["n3st3dTok", "c00kieV4l", "N3stedPw", "Auth0bjPw", "ArrPw9"]) {
+        expect(ev.raw).not.toContain(v);
+        expect(JSON.stringify(ev.payload)).not.toContain(v);
+      }
+      const r1 = JSON.stringify(REDACTED);
+      expect(ev.raw).toBe(
+        text
+          .replace('"Bearer n3st3dTok"', r1)
+          .replace('"PHPSESSID=c00kieV4l"', r1)
+          .replace('"N3stedPw"', r1)
+          .replace('{"password":"Auth0bjPw","method":"password"}', r1)
+          .replace('"curl -u a:ArrPw9 http://x"', JSON.stringify(`curl -u a:${REDACTED} http://x`)),
+      );
+      expect(ev.rawOriginal).toBe(text);
+    }
+  });
+
+  it("cleans the HEC envelope's own fields too", () => {
+    const text = `{"host": "s1", "fields": {"token": "hecT0ken"}, "event": ${JSON.stringify({ ...base, eventid: "cowrie.session.connect" })}}`;
+    const r = fromCowrie(JSON.parse(text), text);
+    expect(r.ok && r.event.secrets).toEqual({ "hec.fields.token": "hecT0ken" });
+    expect(r.ok && r.event.raw).toBe(text.replace('"hecT0ken"', JSON.stringify(REDACTED)));
+    expect(r.ok && r.event.payload.details).toMatchObject({ hec: { host: "s1", fields: {} } });
+  });
+
+  it("leaves every fixture line without a credential byte-identical (the kex algorithm arrays are walked, not changed)", () => {
+    let untouched = 0;
+    for (const line of lines) {
+      const ev = normalise(line);
+      if (Object.keys(ev.secrets).length === 0) {
+        expect(ev.raw).toBe(line);
+        untouched++;
+      }
+    }
+    expect(untouched).toBeGreaterThan(1200);
+  });
+
+  it("accepts 31 levels below the event, refuses 32 with the field's path, and survives hostile depth", () => {
+    const nest = (levels: number): unknown => {
+      let v: unknown = { password: "b0ttom" };
+      for (let i = 1; i < levels; i++) v = { d: v };
+      return v;
+    };
+    const ok31 = synth({ eventid: "cowrie.x", extra: nest(31) });
+    expect(ok31.result.ok).toBe(true);
+    if (ok31.result.ok) {
+      expect(Object.values(ok31.result.event.secrets)).toEqual(["b0ttom"]);
+      expect(ok31.result.event.raw).toBe(ok31.raw.replace('"b0ttom"', JSON.stringify(REDACTED)));
+    }
+    expect(synth({ eventid: "cowrie.x", extra: nest(32) }).result).toMatchObject({ ok: false, code: "EVENT_INVALID_FIELD", path: "extra" });
+    const wrapped = `{"event": ${JSON.stringify({ ...base, extra: nest(40) })}}`;
+    expect(fromCowrie(JSON.parse(wrapped), wrapped)).toMatchObject({ ok: false, code: "EVENT_INVALID_FIELD", path: "event.extra" });
+    const huge = `{"src_ip": "203.0.113.7", "extra": ${'{"a":'.repeat(50_000)}1${"}".repeat(50_000)}}`;
+    const r = fromCowrie(JSON.parse(huge), huge);
+    expect(r).toMatchObject({ ok: false, code: "EVENT_INVALID_FIELD", path: "extra" });
+    if (!r.ok) expect(r.reason).toBe("extra nests deeper than 32 levels");
+  });
+});

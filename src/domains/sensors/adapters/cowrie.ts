@@ -1,13 +1,14 @@
 // Cowrie (SSH/Telnet honeypot) events to normalised events: a JSON log line, or the same event
 // wrapped as Cowrie's Splunk HEC output sends it ({"host": ..., "event": {...}}). Unknown eventids
-// are kept as "other", never dropped. Passwords and credentials typed into commands move to
-// `secrets`; the payload and the raw text keep only "[redacted]" in their place.
+// are kept as "other", never dropped. Passwords, secret-named fields at any depth (a nested header
+// map's Authorization, {"auth": {...}}) and credentials typed into commands move to `secrets`; the
+// payload and the raw text keep only "[redacted]" in their place (redact.ts cleanValue).
 //
 // cowrie.direct-tcpip.* is the attacker using the honeypot's SSH port forwarding as a relay to
 // third parties. It is "exploitation" (abuse of the service), not "scan": the ports are other
 // hosts' ports, and counting them as scan events would let port-scan detection fire on a relay.
 import { pathKey, rewriteJsonValues } from "./json-text.ts";
-import { addSecret, isSecretFieldName, redactText, scrubValues, secretName, secretText } from "./redact.ts";
+import { addSecret, cleanMember, cleanValue, isSecretFieldName, isSecretValue, NestingTooDeep, redactText, scrubValues, secretName, secretText, type TreeContext } from "./redact.ts";
 import { ADAPTER_CODES, canonicalIp, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
 
 export const cowrieEventType = (eventid: string | null): EventType => {
@@ -113,15 +114,28 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
   if (eventid === "cowrie.client.version" && typeof event.version === "string") payload.client_version = event.version;
 
   const details: Record<string, unknown> = {};
+  // Nested objects and arrays (kex algorithm lists, a header map, {"auth": {...}}) go through the
+  // shared walk; scalars stay on this loop's cheap path.
+  let tree: TreeContext | undefined;
   for (const [key, v] of Object.entries(event)) {
     if (CONSUMED.has(key)) continue;
     if (key === "version" && payload.client_version !== undefined) continue;
-    if (isSecretFieldName(key) && v !== null && v !== undefined) {
+    if (isSecretFieldName(key) && isSecretValue(v)) {
       addSecret(secrets, secretName(key), secretText(v));
       replaceInRaw(ctx, key, REDACTED);
       continue;
     }
-    setOwn(details, key, typeof v === "string" ? redactField(ctx, key, v) : v);
+    if (typeof v === "string") setOwn(details, key, redactField(ctx, key, v));
+    else if (typeof v !== "object" || v === null) setOwn(details, key, v);
+    else {
+      tree ??= { secrets, raw: rawReplacements, rawRoot: wrapped ? ["event"] : [], secretRoot: [], path: [] };
+      try {
+        setOwn(details, key, cleanMember(key, v, tree));
+      } catch (err) {
+        if (err instanceof NestingTooDeep) return reject(ADAPTER_CODES.INVALID_FIELD, err.field, `${err.field.slice(0, 80)} ${err.message}`);
+        throw err;
+      }
+    }
   }
   // cowrie.client.var: an environment variable such as AWS_SECRET_ACCESS_KEY=... sent by the client.
   if (eventid === "cowrie.client.var" && typeof event.name === "string" && isSecretFieldName(event.name) && event.value !== undefined && event.value !== null) {
@@ -148,9 +162,16 @@ export const fromCowrie = (value: unknown, rawText: string): AdapterResult => {
     if (m !== message) replaceInRaw(ctx, "message", m);
   }
   if (envelope) {
-    const hec: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(envelope)) if (key !== "event") setOwn(hec, key, v);
-    if (Object.keys(hec).length) details.hec = hec;
+    const fields: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(envelope)) if (key !== "event") setOwn(fields, key, v);
+    if (Object.keys(fields).length) {
+      try {
+        details.hec = cleanValue(fields, { secrets, raw: rawReplacements, rawRoot: [], secretRoot: ["hec"], path: [] });
+      } catch (err) {
+        if (err instanceof NestingTooDeep) return reject(ADAPTER_CODES.INVALID_FIELD, err.field, `${err.field.slice(0, 80)} ${err.message}`);
+        throw err;
+      }
+    }
   }
   if (Object.keys(details).length) payload.details = details;
 

@@ -2,60 +2,16 @@
 // event_id, occurred_at}. Unknown top-level fields are refused so a typo is an error, not lost data.
 // Credential-looking payload keys (password, token, secret, api_key ...) and credentials inside
 // payload strings (a command line with curl -u user:pass) move to `secrets`.
-import { rewriteJsonValues, pathKey } from "./json-text.ts";
-import { addSecret, isSecretFieldName, redactText, secretName, secretText } from "./redact.ts";
-import { ADAPTER_CODES, canonicalIp, EVENT_TYPES, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
+import { rewriteJsonValues } from "./json-text.ts";
+import { cleanValue, MAX_NESTING, NestingTooDeep } from "./redact.ts";
+import { ADAPTER_CODES, canonicalIp, EVENT_TYPES, isPlainObject, reject, type AdapterResult, type EventType } from "./types.ts";
 
 const FIELDS = new Set(["source_ip", "event_type", "payload", "detected_threat", "event_id", "occurred_at"]);
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 // Printable, no control characters: these end up in filters, dashboards and log lines.
 const LABEL = /^[^\u0000-\u001f\u007f]+$/;
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
-export const MAX_PAYLOAD_DEPTH = 32;
-
-class TooDeep extends Error {}
-
-type CleanContext = { secrets: Record<string, string>; raw: Map<string, string>; path: string[] };
-
-// Module-level (not a closure per call): this runs for every value of every ingested payload.
-function cleanValue(value: unknown, ctx: CleanContext): unknown {
-  if (typeof value === "string") {
-    const { text, found } = redactText(value);
-    if (found.length) {
-      for (const f of found) addSecret(ctx.secrets, `${ctx.path.join(".")}.${f.kind}`, f.value);
-      ctx.raw.set(pathKey(["payload", ...ctx.path]), text);
-    }
-    return text;
-  }
-  if (typeof value !== "object" || value === null) return value;
-  if (ctx.path.length >= MAX_PAYLOAD_DEPTH) throw new TooDeep();
-  if (Array.isArray(value)) {
-    const out = new Array<unknown>(value.length);
-    for (let i = 0; i < value.length; i++) {
-      ctx.path.push(String(i));
-      out[i] = cleanValue(value[i], ctx);
-      ctx.path.pop();
-    }
-    return out;
-  }
-  const out: Record<string, unknown> = {};
-  for (const key in value) {
-    const v = (value as Record<string, unknown>)[key];
-    if (isSecretFieldName(key) && v !== null && v !== undefined && typeof v !== "boolean") {
-      addSecret(ctx.secrets, [...ctx.path.map(secretName), secretName(key)].join("."), secretText(v));
-      ctx.raw.set(pathKey(["payload", ...ctx.path, key]), REDACTED);
-      continue;
-    }
-    ctx.path.push(key);
-    setOwn(out, key, cleanValue(v, ctx));
-    ctx.path.pop();
-  }
-  return out;
-}
-
-/** A copy of `payload` without secret-named keys and with credentials in strings redacted. */
-const cleanPayload = (payload: Record<string, unknown>, secrets: Record<string, string>, raw: Map<string, string>): Record<string, unknown> =>
-  cleanValue(payload, { secrets, raw, path: [] }) as Record<string, unknown>;
+export const MAX_PAYLOAD_DEPTH = MAX_NESTING;
 
 export const fromNative = (value: unknown, rawText: string, now: Date = new Date()): AdapterResult => {
   if (!isPlainObject(value)) return reject(ADAPTER_CODES.NOT_AN_OBJECT, "", "an event is a JSON object");
@@ -98,9 +54,9 @@ export const fromNative = (value: unknown, rawText: string, now: Date = new Date
   let payload: Record<string, unknown> = {};
   if (value.payload !== undefined) {
     try {
-      payload = cleanPayload(value.payload as Record<string, unknown>, secrets, rawReplacements);
+      payload = cleanValue(value.payload, { secrets, raw: rawReplacements, rawRoot: ["payload"], secretRoot: [], path: [] }) as Record<string, unknown>;
     } catch (err) {
-      if (err instanceof TooDeep) return reject(ADAPTER_CODES.INVALID_FIELD, "payload", `payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+      if (err instanceof NestingTooDeep) return reject(ADAPTER_CODES.INVALID_FIELD, "payload", `payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`);
       throw err;
     }
   }

@@ -125,3 +125,70 @@ describe("OpenCanary webhook bodies and rejections", () => {
     expect(fromOpenCanary("x", '"x"')).toMatchObject({ ok: false, code: "EVENT_NOT_AN_OBJECT" });
   });
 });
+
+describe("OpenCanary nested credentials", () => {
+  const headers = {
+    Accept: "*/*",
+    Authorization: "Basic YWRtaW46aGRyUGE1NQ==",
+    Cookie: "sessionid=c00k1eS3ss; csrftoken=abc",
+    "User-Agent": "Mozilla/5.0",
+  };
+  const logdata = { HEADERS: headers, HOSTNAME: "nas", PASSWORD: "httpPa55", PATH: "/index.html", SKIN: "nasLogin", USERAGENT: "Mozilla/5.0", USERNAME: "admin" };
+
+  it("moves Authorization and Cookie out of an HTTP login's (3001) HEADERS; the rest of raw stays byte for byte", () => {
+    const text = line(3001, logdata, { dst_port: 80 });
+    for (const body of [text, JSON.stringify({ message: text })]) {
+      const r = fromOpenCanary(JSON.parse(body), body);
+      if (!r.ok) throw new Error(r.reason);
+      const ev = r.event;
+      expect(ev.secrets).toEqual({ password: "httpPa55", "headers.authorization": headers.Authorization, "headers.cookie": headers.Cookie });
+      expect(ev.payload).toMatchObject({ protocol: "http", username: "admin", outcome: "failed" });
+      expect((ev.payload.details as { logdata: Record<string, unknown> }).logdata.HEADERS).toEqual({ Accept: "*/*", "User-Agent": "Mozilla/5.0" });
+      for (const v of Object.values(ev.secrets)) {
+        expect(ev.raw).not.toContain(v);
+        expect(JSON.stringify(ev.payload)).not.toContain(v);
+      }
+      const redacted = JSON.stringify(REDACTED);
+      expect(ev.raw).toBe(
+        text
+          .replace(JSON.stringify(headers.Authorization), redacted)
+          .replace(JSON.stringify(headers.Cookie), redacted)
+          .replace(JSON.stringify(logdata.PASSWORD), redacted),
+      );
+      expect(ev.rawOriginal).toBe(text);
+    }
+  });
+
+  it("finds header names in any case and credentials at any depth, also outside logdata", () => {
+    const text = line(
+      3000,
+      { HEADERS: { "proxy-authorization": "Basic cHJveHk6cHc=", "SET-COOKIE": "sid=s3tC00k", "x-api-key": "k3y-v4l", "X-Auth-Token": "t0k3n", "X-Registry-Auth": "r3g", Host: "nas" }, PATH: "/" },
+      { extra: { client: [{ auth: { password: "d33p" } }, { note: "curl -u u:inl1ne http://x" }] } },
+    );
+    const ev = ok(text);
+    expect(ev.secrets).toEqual({
+      "headers.proxy_authorization": "Basic cHJveHk6cHc=",
+      "headers.set_cookie": "sid=s3tC00k",
+      "headers.x_api_key": "k3y-v4l",
+      "headers.x_auth_token": "t0k3n",
+      "headers.x_registry_auth": "r3g",
+      "extra.client.0.auth": '{"password":"d33p"}',
+      "extra.client.1.note.basic_auth": "inl1ne",
+    });
+    const stored = JSON.parse(ev.raw) as { logdata: { HEADERS: Record<string, string> }; extra: { client: [{ auth: string }, { note: string }] } };
+    expect(stored.logdata.HEADERS).toEqual({ "proxy-authorization": REDACTED, "SET-COOKIE": REDACTED, "x-api-key": REDACTED, "X-Auth-Token": REDACTED, "X-Registry-Auth": REDACTED, Host: "nas" });
+    expect(stored.extra.client).toEqual([{ auth: REDACTED }, { note: `curl -u u:${REDACTED} http://x` }]);
+    expect(ev.payload.details).toMatchObject({ extra: { client: [{}, { note: `curl -u u:${REDACTED} http://x` }] }, logdata: { HEADERS: { Host: "nas" } } });
+    for (const v of Object.values(ev.secrets)) expect(ev.raw + JSON.stringify(ev.payload)).not.toContain(v === '{"password":"d33p"}' ? "d33p" : v);
+  });
+
+  it("refuses logdata nested deeper than 32 levels with the field's path, without exhausting the stack", () => {
+    let deep: unknown = { Authorization: "Bearer x" };
+    for (let i = 0; i < 40; i++) deep = { d: deep };
+    expect(fromOpenCanary(JSON.parse(line(3000, { HEADERS: deep })), line(3000, { HEADERS: deep }))).toMatchObject({ ok: false, code: "EVENT_INVALID_FIELD", path: "logdata.HEADERS" });
+    const huge = `{"logtype": 3000, "src_host": "198.51.100.23", "logdata": {"HEADERS": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}`;
+    const r = fromOpenCanary(JSON.parse(huge), huge);
+    expect(r).toMatchObject({ ok: false, code: "EVENT_INVALID_FIELD", path: "logdata.HEADERS" });
+    if (!r.ok) expect(r.reason).toContain("deeper than 32 levels");
+  });
+});

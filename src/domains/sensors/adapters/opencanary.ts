@@ -1,13 +1,14 @@
 // OpenCanary alerts to normalised events: a log line as OpenCanary writes it, or its webhook body
 // ({"message": "<log line>"}). The logtype codes are OpenCanary's LoggerBase.LOG_* constants
 // (opencanary/logger.py); unknown codes are kept as "other". Credentials in logdata (PASSWORD,
-// Password, "VNC Password", a Redis AUTH argument ...) move to `secrets`.
+// Password, "VNC Password", a Redis AUTH argument, HEADERS' Authorization and Cookie, any
+// secret-named key at any depth) move to `secrets`.
 //
 // OpenCanary never lets a login succeed, so every login attempt has outcome "failed". Its own
 // messages (1000-1006: boot, ping, config saved ...) name no remote party: their source is the
 // unspecified address 0.0.0.0, which keeps them stored without inventing an attacker.
 import { pathKey, rewriteJsonValues } from "./json-text.ts";
-import { addSecret, isSecretFieldName, redactText, secretName, secretText } from "./redact.ts";
+import { addSecret, cleanMember, cleanValue, isSecretFieldName, isSecretValue, NestingTooDeep, redactText, secretName, secretText, type TreeContext } from "./redact.ts";
 import { ADAPTER_CODES, canonicalIp, REDACTED, isPlainObject, reject, setOwn, type AdapterResult, type EventType } from "./types.ts";
 
 type Kind = { type: EventType; protocol: string };
@@ -85,6 +86,18 @@ const CONSUMED = new Set(["src_host", "src_port", "dst_host", "dst_port", "logty
 const USERNAME_KEYS = ["USERNAME", "UserName", "username", "user"];
 
 export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult => {
+  try {
+    return normalise(value, rawText);
+  } catch (err) {
+    if (err instanceof NestingTooDeep) return reject(ADAPTER_CODES.INVALID_FIELD, err.field, `${err.field.slice(0, 80)} ${err.message}`);
+    throw err;
+  }
+};
+
+/** Where nested values are cleaned: rawRoot says where they sit in the line's text. */
+const tree = (secrets: Record<string, string>, raw: Map<string, string>, rawRoot: string[], secretRoot: string[] = []): TreeContext => ({ secrets, raw, rawRoot, secretRoot, path: [] });
+
+const normalise = (value: unknown, rawText: string): AdapterResult => {
   if (!isPlainObject(value)) return reject(ADAPTER_CODES.NOT_AN_OBJECT, "", "an OpenCanary alert is a JSON object");
   const unwrapped = unwrap(value, rawText);
   if ("ok" in unwrapped) return unwrapped;
@@ -119,6 +132,8 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
   const logdata = line.logdata;
   if (isPlainObject(logdata)) {
     const rest: Record<string, unknown> = {};
+    // Nested values (HTTP HEADERS, 1001's {"msg": {...}}) go through the shared walk; scalars stay here.
+    let nested: TreeContext | undefined;
     const isRedisAuth = logtype === 17001 && typeof logdata.CMD === "string" && logdata.CMD.toUpperCase() === "AUTH";
     for (const [key, v] of Object.entries(logdata)) {
       const path = pathKey(["logdata", key]);
@@ -126,7 +141,7 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
         payload.username = v;
         continue;
       }
-      if ((isSecretFieldName(key) || (isRedisAuth && key === "ARGS")) && v !== null && v !== undefined) {
+      if ((isRedisAuth && key === "ARGS" && v !== null && v !== undefined) || (isSecretFieldName(key) && isSecretValue(v))) {
         addSecret(secrets, isRedisAuth && key === "ARGS" ? "password" : secretName(key), secretText(v));
         rawReplacements.set(path, REDACTED);
         continue;
@@ -136,6 +151,9 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
         for (const f of found) addSecret(secrets, `${secretName(key)}.${f.kind}`, f.value);
         if (redacted !== v) rawReplacements.set(path, redacted);
         setOwn(rest, key, redacted);
+      } else if (typeof v === "object" && v !== null) {
+        nested ??= tree(secrets, rawReplacements, ["logdata"]);
+        setOwn(rest, key, cleanMember(key, v, nested));
       } else setOwn(rest, key, v);
     }
     if (typeof rest.REMOTEVERSION === "string") payload.client_version = rest.REMOTEVERSION;
@@ -145,14 +163,18 @@ export const fromOpenCanary = (value: unknown, rawText: string): AdapterResult =
     if (typeof rest.FILENAME === "string") payload.filename = rest.FILENAME;
     if (Object.keys(rest).length) details.logdata = rest;
   } else if (logdata !== undefined) {
-    details.logdata = logdata;
+    details.logdata = cleanValue(logdata, tree(secrets, rawReplacements, ["logdata"], ["logdata"]));
   }
   if (eventType === "auth_attempt") payload.outcome = "failed";
+  let top: TreeContext | undefined;
   for (const [key, v] of Object.entries(line)) {
     if (CONSUMED.has(key)) continue;
-    if (isSecretFieldName(key) && v !== null && v !== undefined) {
+    if (isSecretFieldName(key) && isSecretValue(v)) {
       addSecret(secrets, secretName(key), secretText(v));
       rawReplacements.set(pathKey([key]), REDACTED);
+    } else if (typeof v === "object" && v !== null) {
+      top ??= tree(secrets, rawReplacements, []);
+      setOwn(details, key, cleanMember(key, v, top));
     } else setOwn(details, key, v);
   }
   if (Object.keys(details).length) payload.details = details;

@@ -2,7 +2,8 @@
 // so adapters can move the values to `secrets` and store only redacted text. Patterns favour
 // over-redaction: a false positive hides a harmless word, a miss stores an attacker's (or a
 // victim's) credential in clear.
-import { REDACTED } from "./types.ts";
+import { pathKey } from "./json-text.ts";
+import { REDACTED, setOwn } from "./types.ts";
 
 export type Found = { kind: string; value: string };
 
@@ -62,9 +63,11 @@ export const redactText = (text: string): { text: string; found: readonly Found[
   return { text: out, found };
 };
 
-// Field names that hold a credential: compared with case, "-", "_", "." and spaces removed.
-const SECRET_NAME = /(password|passwd|passphrase|passwort|pwd|secret|token|apikey|privatekey|accesskey|credential|clientresponse|authkey)/;
-const EXACT_SECRET_NAMES = new Set(["pass", "pw", "pin", "auth", "authorization", "cookie"]);
+// Field names that hold a credential: compared with case, "-", "_", "." and spaces removed. Covers
+// HTTP header maps too: Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+// X-Auth-Token, Private-Token, X-Amz-Security-Token, X-Registry-Auth ...
+const SECRET_NAME = /(password|passwd|passphrase|passwort|pwd|secret|token|apikey|privatekey|accesskey|credential|clientresponse|authkey|authorization|cookie)|auth$/;
+const EXACT_SECRET_NAMES = new Set(["pass", "pw", "pin"]);
 
 // Field names repeat across events (a few dozen per sensor type): answers are cached, bounded.
 const secretNameCache = new Map<string, boolean>();
@@ -116,4 +119,89 @@ export const scrubValues = (text: string, values: Iterable<string>): string => {
   let out = text;
   for (const v of sorted) if (out.includes(v)) out = out.split(v).join(REDACTED);
   return out;
+};
+
+/** A value under a secret-named key that is worth moving (a flag such as password_set: true is not a credential). */
+export const isSecretValue = (v: unknown): boolean => v !== null && v !== undefined && typeof v !== "boolean";
+
+/** Nesting deeper than this (counted from where a walk starts) refuses the item: see NestingTooDeep. */
+export const MAX_NESTING = 32;
+
+/**
+ * Thrown by cleanValue past MAX_NESTING. Adapters refuse the item (EVENT_INVALID_FIELD) rather than
+ * store the deeper part unexamined: no sensor we know nests that deep, and a bound keeps the walk's
+ * recursion (and a hostile sender's cost) small.
+ */
+export class NestingTooDeep extends Error {
+  /** @param field the dotted path (in the item as sent) of the walk's top-level member that nests too deep */
+  constructor(readonly field: string) {
+    super(`nests deeper than ${MAX_NESTING} levels`);
+  }
+}
+
+/** Where one walk stands: what it found so far and the path of the value being cleaned. */
+export type TreeContext = {
+  secrets: Record<string, string>;
+  /** Raw-text replacements keyed by pathKey (see rewriteJsonValues). */
+  raw: Map<string, string>;
+  /** The raw-text path of the walk's root, e.g. ["payload"] or ["event", "logdata"]. */
+  rawRoot: readonly string[];
+  /** Secret names start with these (already secretName'd), e.g. ["hec"]; usually []. */
+  secretRoot: readonly string[];
+  /** Keys from the root to the value being cleaned: pushed and popped as the walk goes. */
+  path: string[];
+};
+
+const secretPath = (ctx: TreeContext, last: string): string => [...ctx.secretRoot, ...ctx.path.map(secretName), last].join(".");
+
+/**
+ * A copy of `value` in which every secret-named key, at any depth, is moved to `secrets` under its
+ * dotted path (headers.authorization) and replaced by REDACTED in the raw text, and every string
+ * has its embedded credentials (redactText) moved likewise. Scalars cost one typeof; only objects
+ * and arrays recurse. Throws NestingTooDeep past MAX_NESTING. The one walk every adapter uses.
+ */
+// Module-level (not a closure per call): this runs for every nested value of every ingested event.
+export function cleanValue(value: unknown, ctx: TreeContext): unknown {
+  if (typeof value === "string") {
+    const { text, found } = redactText(value);
+    if (found.length) {
+      for (const f of found) addSecret(ctx.secrets, secretPath(ctx, f.kind), f.value);
+      ctx.raw.set(pathKey([...ctx.rawRoot, ...ctx.path]), text);
+    }
+    return text;
+  }
+  if (typeof value !== "object" || value === null) return value;
+  if (ctx.path.length >= MAX_NESTING) throw new NestingTooDeep([...ctx.rawRoot, ...ctx.path.slice(0, 1)].join("."));
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      ctx.path.push(String(i));
+      out[i] = cleanValue(value[i], ctx);
+      ctx.path.pop();
+    }
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    if (isSecretFieldName(key) && isSecretValue(v)) {
+      addSecret(ctx.secrets, secretPath(ctx, secretName(key)), secretText(v));
+      ctx.raw.set(pathKey([...ctx.rawRoot, ...ctx.path, key]), REDACTED);
+      continue;
+    }
+    ctx.path.push(key);
+    setOwn(out, key, cleanValue(v, ctx));
+    ctx.path.pop();
+  }
+  return out;
+}
+
+/** cleanValue for the member `key` of the walk's root (an adapter's loop over top-level fields). */
+export const cleanMember = (key: string, value: unknown, ctx: TreeContext): unknown => {
+  ctx.path.push(key);
+  try {
+    return cleanValue(value, ctx);
+  } finally {
+    ctx.path.length = 0;
+  }
 };
