@@ -2,6 +2,8 @@
 // GET /v1/decisions filters, the stream's startup and delta answers (deactivation, expiry by time
 // and by the sweep, no repeats), the commit-order hazard of "changed since the last pull", bouncer
 // management with its audit trail, and every answer checked against the swagger's schemas.
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, DB_KINDS, describePostgres, testConfig, type TestApp } from "./helpers/harness.ts";
 import { buildApp } from "../src/app/build.ts";
@@ -187,6 +189,24 @@ describe.each(DB_KINDS)("CrowdSec bouncers on %s", (kind) => {
     ))[0]!;
     expect(counts.decisions).toBe(counts.blocks);
   });
+
+  it("HEAD /v1/decisions checks the key and records no pull; GET records one", async () => {
+    const created = await t.app.inject({ method: "POST", url: "/crowdsec/bouncers", headers: t.auth(), payload: { name: "head-only" } });
+    const headKey = created.json().key as string;
+    rememberSecret(headKey);
+    const lastPull = async () => {
+      await t.app.services.crowdsec.bouncers.flushPulls();
+      const list = (await t.app.inject({ method: "GET", url: "/crowdsec/bouncers", headers: t.auth() })).json() as { name: string; last_pull_at: string | null }[];
+      return list.find((b) => b.name === "head-only")!.last_pull_at;
+    };
+    const head = await bouncer("/v1/decisions?ip=45.33.34.5", headKey, "HEAD");
+    expect(head.statusCode).toBe(200);
+    expect(head.body).toBe("");
+    expect((await bouncer("/v1/decisions?ip=45.33.34.5", "not-a-key", "HEAD")).statusCode).toBe(403);
+    expect(await lastPull()).toBeNull();
+    expect((await bouncer("/v1/decisions?ip=45.33.34.5", headKey)).statusCode).toBe(200);
+    expect(await lastPull()).toBe(clock.now().toISOString());
+  });
 });
 
 describePostgres("CrowdSec stream: commit order", () => {
@@ -206,24 +226,43 @@ describePostgres("CrowdSec stream: commit order", () => {
     return res.json() as { new: { value: string }[]; deleted: { value: string }[] };
   };
 
-  it("does not lose a block created before a pull but committed after it", async () => {
+  it("does not lose a block created before a pull but committed after a later block (two interleaved transactions)", async () => {
     await pull("?startup=true");
     const actor = systemActor("test");
-    let pulledMeanwhile: { new: { value: string }[] } | undefined;
-    await t.db.transaction(async (tx) => {
-      // created_at is taken now, inside the open transaction; a bouncer pulls before it commits
-      await t.app.services.blocklist.createBlock(actor, { entity_type: "ip", value: "45.33.40.1", reason: "late", force: false }, tx);
-      await new Promise((r) => setTimeout(r, 20));
-      pulledMeanwhile = await pull();
+    // T1 and T2 run on two connections. T1 inserts its block and stays open; T2 inserts another and
+    // commits; the bouncer pulls (it sees T2's block); then T1 commits. T1 inserts the row directly
+    // (not through the blocklist service) because the service's audit append would hold the audit
+    // lock and make T2 wait for T1; the projection trigger fires all the same.
+    let releaseT1!: () => void;
+    const t1MayCommit = new Promise<void>((r) => (releaseT1 = r));
+    let t1Inserted!: () => void;
+    const t1HasInserted = new Promise<void>((r) => (t1Inserted = r));
+    const t1 = t.db.transaction(async (tx) => {
+      await tx.execute(sql`INSERT INTO blocked_entities (id, entity_type, value, reason, created_by, created_at)
+                           VALUES (${randomUUID()}, 'ip', '45.33.40.1', 'late', 'test', now())`);
+      t1Inserted();
+      await t1MayCommit;
     });
-    expect(pulledMeanwhile!.new).toEqual([]);
-    // A cursor by time would now be past the block's created_at and skip it for good.
+    await t1HasInserted;
+    // T2: a separate transaction on another connection, committed while T1 is open.
+    await t.db.transaction(async (tx) => {
+      await t.app.services.blocklist.createBlock(actor, { entity_type: "ip", value: "45.33.40.2", reason: "early", force: false }, tx);
+    });
+    const between = await pull();
+    expect(between.new.map((d) => d.value)).toEqual(["45.33.40.2"]);
+    releaseT1();
+    await t1;
+    // A cursor by time would now be past T1's created_at and skip its block for good.
     const [row] = await t.db.query<{ created_at: Date; stream_at: Date }>(
       "SELECT b.created_at, c.stream_at FROM blocked_entities b, crowdsec_bouncers c WHERE b.value = '45.33.40.1' AND c.name = 'late-commit'",
     );
     expect(row!.created_at.getTime()).toBeLessThan(row!.stream_at.getTime());
-    expect((await pull()).new.map((d) => d.value)).toEqual(["45.33.40.1"]);
+    // T1 committed after the pull that saw T2's block; its decision id is still above that cursor.
+    const after = await pull();
+    expect(after.new.map((d) => d.value)).toEqual(["45.33.40.1"]);
     expect(await pull()).toEqual({ new: [], deleted: [] });
+    const all = (await pull("?startup=true")).new.map((d) => d.value).filter((v) => v.startsWith("45.33.40."));
+    expect(all.sort()).toEqual(["45.33.40.1", "45.33.40.2"]);
   });
 
   it("serves the same decisions from a second node on the same database", async () => {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, DB_KINDS, type TestApp } from "./helpers/harness.ts";
 import { rememberSecret } from "./helpers/secret-scan.ts";
+import { systemActor } from "../src/domains/identity/principal.ts";
 import { CROWDSEC_FIXTURES, lapiValidator } from "./helpers/crowdsec.ts";
 
 const validate = lapiValidator();
@@ -18,7 +19,8 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
   let token: string;
   const password = "agent-password-4f1c9e2b7a";
   beforeAll(async () => {
-    t = await createTestApp(kind, { config: { "auth.argon2MemoryKiB": 8192 } });
+    // Auto-execution on: an ALLOW would become a block at once, so the elevated-mode test below can fail.
+    t = await createTestApp(kind, { config: { "auth.argon2MemoryKiB": 8192, "actions.autoExecuteTypes": ["block_entity"] } });
     rememberSecret(password);
   });
   afterAll(async () => t?.close());
@@ -162,10 +164,72 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
   });
 
   it("raises no second request for a source whose request is still open", async () => {
-    const alerts = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8")) as unknown[];
+    // A new alert (not a resend of the stored one) about the same source.
+    const alerts = (JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8")) as Record<string, unknown>[]).map((a) => ({ ...a, message: "seen again" }));
     expect((await lapi("POST", "/v1/alerts", alerts, token)).statusCode).toBe(201);
     const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { payload: { value: string } }[];
     expect(requests.filter((r) => r.payload.value === "91.121.79.195")).toHaveLength(1);
+  });
+
+  it("answers a resend after a failed push with the same ids and stores each alert, its events and its proposal once", async () => {
+    const base = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8"))[0] as Record<string, unknown>;
+    const alert = { ...base, source: { ...(base.source as object), ip: "45.33.70.9", value: "45.33.70.9" }, message: "retry test" };
+    const countRows = async () => ({
+      alerts: Number((await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM crowdsec_alerts WHERE source_value = '45.33.70.9'"))[0]!.n),
+      events: Number((await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM honeypot_events WHERE source_ip = '45.33.70.9'"))[0]!.n),
+      requests: Number((await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM action_requests WHERE payload->>'value' = '45.33.70.9'"))[0]!.n),
+    });
+    // A real storage failure: the events table refuses inserts until the trigger is dropped.
+    await t.db.query(`CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated storage outage'; END $$`);
+    await t.db.query("CREATE TRIGGER test_refuse_event BEFORE INSERT ON honeypot_events FOR EACH ROW EXECUTE FUNCTION test_refuse_event()");
+    let failed;
+    try {
+      failed = await lapi("POST", "/v1/alerts", [alert], token);
+    } finally {
+      await t.db.query("DROP TRIGGER test_refuse_event ON honeypot_events");
+      await t.db.query("DROP FUNCTION test_refuse_event()");
+    }
+    expect(failed.statusCode, failed.body).toBe(500);
+    expect(await countRows()).toEqual({ alerts: 1, events: 0, requests: 0 });
+    const retried = await lapi("POST", "/v1/alerts", [alert], token);
+    expect(retried.statusCode, retried.body).toBe(201);
+    const ids = retried.json() as string[];
+    const after = await countRows();
+    expect(after.alerts).toBe(1);
+    expect(after.events).toBeGreaterThan(0);
+    expect(after.requests).toBe(1);
+    // The identical resend once more: the same id, nothing new stored or proposed.
+    const again = await lapi("POST", "/v1/alerts", [alert], token);
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual(ids);
+    expect(await countRows()).toEqual(after);
+    const audit = (await admin("GET", `/audit/entries?target_type=crowdsec_alert&target_id=${ids[0]}`)).json().items as { action: string; details: Record<string, unknown> }[];
+    expect(audit).toEqual([expect.objectContaining({ action: "crowdsec.alert.received" })]);
+    expect(audit[0]!.details).toMatchObject({ source: { scope: "Ip", value: "45.33.70.9" }, proposal: { via: "sentinel", action_request_id: expect.any(String) } });
+  });
+
+  it("in elevated mode, an alert about a public IP no honeypot saw is not blocked without approval", async () => {
+    const policy = await t.app.inject({ method: "POST", url: "/security/policy/", headers: t.auth(), payload: { default_mode: "elevated" } });
+    expect(policy.statusCode, policy.body).toBe(200);
+    try {
+      const base = JSON.parse(readFileSync(join(CROWDSEC_FIXTURES, "alert_ssh-bf.json"), "utf8"))[0] as Record<string, unknown>;
+      const alert = { ...base, source: { ...(base.source as object), ip: "45.33.71.7", value: "45.33.71.7" }, message: "elevated test" };
+      const res = await lapi("POST", "/v1/alerts", [alert], token);
+      expect(res.statusCode, res.body).toBe(201);
+      // The agent's events exist (its own keyless sensor) ...
+      const [events] = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM honeypot_events WHERE source_ip = '45.33.71.7'");
+      expect(Number(events!.n)).toBeGreaterThan(0);
+      // ... but they are no honeypot evidence: the request waits for an approver, nothing is blocked.
+      const requests = (await admin("GET", "/security/actions/?type=block_entity")).json().items as { payload: { value: string }; status: string; decision: { outcome: string } }[];
+      const mine = requests.filter((r) => r.payload.value === "45.33.71.7");
+      expect(mine).toHaveLength(1);
+      expect(mine[0]!.status).toBe("pending");
+      expect(mine[0]!.decision.outcome).not.toBe("ALLOW");
+      expect((await admin("GET", "/security/policy/check?ip=45.33.71.7")).json().blocked).toBe(false);
+    } finally {
+      const back = await t.app.inject({ method: "POST", url: "/security/policy/", headers: t.auth(), payload: { default_mode: "normal" } });
+      expect(back.statusCode, back.body).toBe(200);
+    }
   });
 
   it("proposes a range block for a Range-scoped alert through the action workflow, once while it is open", async () => {
@@ -201,11 +265,30 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     const res = await lapi("DELETE", "/v1/decisions?ip=45.33.60.1", undefined, token);
     expect(res.statusCode).toBe(200);
     expect(validate("DeleteDecisionResponse", res.json())).toBe(true);
-    expect(res.json()).toEqual({ nbDeleted: "0" });
+    expect(res.json()).toEqual({ nbDeleted: "0", nbRequested: "1", nbMatched: "1", truncated: false });
+    // A repeat finds the open request (its open key) instead of stacking another.
+    const repeat = await lapi("DELETE", "/v1/decisions?ip=45.33.60.1", undefined, token);
+    expect(repeat.json()).toEqual({ nbDeleted: "0", nbRequested: "1", nbMatched: "1", truncated: false });
     const requests = (await admin("GET", "/security/actions/?type=unblock_entity")).json().items as { payload: { value: string }; status: string }[];
     expect(requests).toEqual([expect.objectContaining({ payload: { entity_type: "ip", value: "45.33.60.1" }, status: "pending" })]);
     expect((await admin("GET", `/security/policy/blocks/${blocked.json().id}`)).json().active).toBe(true);
     expect((await lapi("DELETE", "/v1/decisions/abc", undefined, token)).statusCode).toBe(400);
+  });
+
+  it("refuses DELETE /v1/decisions without a filter, and raises at most 100 unblock requests per call", async () => {
+    const bare = await lapi("DELETE", "/v1/decisions", undefined, token);
+    expect(bare.statusCode).toBe(400);
+    expect(validate("ErrorResponse", bare.json())).toBe(true);
+    expect(bare.json().message).toContain("a filter is required");
+    expect((await lapi("DELETE", "/v1/decisions?type=ban&scope=ip", undefined, token)).statusCode).toBe(400);
+    const before = (await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM action_requests WHERE action_type = 'unblock_entity'"))[0]!.n;
+    expect(before).toBe(1);
+    for (let i = 0; i < 105; i++) await t.app.services.blocklist.createBlock(systemActor("test"), { entity_type: "ip", value: `45.34.0.${i + 1}`, reason: "bulk-cap-test", force: false });
+    const res = await lapi("DELETE", "/v1/decisions?scenario=bulk-cap-test", undefined, token);
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toEqual({ nbDeleted: "0", nbRequested: "100", nbMatched: "105", truncated: true });
+    const after = (await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM action_requests WHERE action_type = 'unblock_entity'"))[0]!.n;
+    expect(Number(after) - Number(before)).toBe(100);
   });
 
   it("accepts bouncer usage metrics with 201", async () => {
@@ -216,6 +299,8 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     expect(res.statusCode).toBe(201);
     const [row] = await t.db.query<{ machine_type: string }>("SELECT machine_type FROM crowdsec_usage_metrics");
     expect(row?.machine_type).toBe("bouncer");
+    const audit = (await admin("GET", "/audit/entries?target_type=crowdsec_usage_metrics")).json().items as { action: string; actor: { type: string } }[];
+    expect(audit).toEqual([expect.objectContaining({ action: "crowdsec.usage_metrics.stored" })]);
   });
 
   it("ends a deleted watcher's tokens at once and audits registration, validation and deletion", async () => {
@@ -224,7 +309,13 @@ describe.each(DB_KINDS)("CrowdSec watchers on %s", (kind) => {
     const res = await lapi("GET", "/v1/heartbeat", undefined, token);
     expect(res.statusCode).toBe(401);
     const audit = (await admin("GET", `/audit/entries?target_type=crowdsec_watcher&target_id=${id}`)).json().items as { action: string; actor: { type: string } }[];
-    expect(audit.map((e) => e.action)).toEqual(["crowdsec.watcher.registered", "crowdsec.watcher.validated", "crowdsec.watcher.deleted"]);
+    const actions = audit.map((e) => e.action);
+    expect(actions[0]).toBe("crowdsec.watcher.registered");
+    expect(actions[1]).toBe("crowdsec.watcher.validated");
+    expect(actions.at(-1)).toBe("crowdsec.watcher.deleted");
+    // each login (it rewrites the scenarios, agent and address) in between
+    expect(actions.slice(2, -1).length).toBeGreaterThan(0);
+    expect(actions.slice(2, -1).every((a) => a === "crowdsec.watcher.login")).toBe(true);
     expect(audit[0]!.actor.type).toBe("watcher");
     expect(JSON.stringify(audit)).not.toContain(password);
   });

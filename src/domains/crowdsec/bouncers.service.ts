@@ -325,7 +325,15 @@ export const bouncersService = ({ db, repo, audit, clock, index, changeFeed, log
   const recordUsageMetrics = async (actor: Actor, body: unknown): Promise<void> => {
     requirePermission(actor, "blocklist:check");
     const machine = actor.principal.kind === "system" ? actor.principal.machine : undefined;
-    await repo.insertUsageMetrics({ receivedAt: clock.now(), machineType: machine?.type ?? "unknown", machineId: machine?.id ?? "unknown", body: body ?? null });
+    const row = { receivedAt: clock.now(), machineType: machine?.type ?? "unknown", machineId: machine?.id ?? "unknown", body: body ?? null };
+    await db.transaction(async (tx) => {
+      const id = await repo.insertUsageMetrics(row, tx);
+      await audit.append(tx, actor, {
+        action: "crowdsec.usage_metrics.stored",
+        target: { type: "crowdsec_usage_metrics", id: String(id) },
+        details: { machine_type: row.machineType, machine_id: row.machineId, bytes: JSON.stringify(row.body).length },
+      });
+    });
   };
 
   // ---- management (admin API and CLI) ----

@@ -137,6 +137,7 @@ export const crowdsecRepo = (db: Executor) => ({
 
   // --- alerts and metrics ---
   insertAlert: async (row: Omit<AlertRow, "id">, ex: Executor = db): Promise<AlertRow> => (await ex.insert(al).values(row).returning())[0]!,
+  alertByKey: async (key: string, ex: Executor = db): Promise<AlertRow | undefined> => (await ex.select().from(al).where(eq(al.alertKey, key)).limit(1))[0],
   updateAlert: async (id: number, set: Partial<Omit<AlertRow, "id">>, ex: Executor = db) => {
     await ex.update(al).set(set).where(eq(al.id, id));
   },
@@ -149,8 +150,7 @@ export const crowdsecRepo = (db: Executor) => ({
     if (filter.until) where.push(lt(al.receivedAt, filter.until));
     return ex.select().from(al).where(where.length ? and(...where) : undefined).orderBy(desc(al.id)).limit(limit);
   },
-  insertUsageMetrics: async (row: Omit<typeof um.$inferSelect, "id">, ex: Executor = db) => {
-    await ex.insert(um).values(row);
-  },
+  insertUsageMetrics: async (row: Omit<typeof um.$inferSelect, "id">, ex: Executor = db): Promise<number> =>
+    (await ex.insert(um).values(row).returning({ id: um.id }))[0]!.id,
 });
 export type CrowdsecRepo = ReturnType<typeof crowdsecRepo>;

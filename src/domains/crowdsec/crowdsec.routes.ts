@@ -24,6 +24,13 @@ export const lapiRoutes: FastifyPluginAsyncZod<{ bouncers: BouncersService; watc
   const bouncerRoute = { permission: "blocklist:check", credential: "bouncer", rateClass: "enforcement" } as const;
   const tags = ["crowdsec"];
 
+  // Declared before its GET so it replaces the automatic HEAD, which would run the GET handler and
+  // record a pull: a HEAD only checks the key.
+  app.head(
+    "/v1/decisions",
+    { config: bouncerRoute, schema: { tags, summary: "CrowdSec bouncers: checks the key; records no pull", querystring: lookupQuery } },
+    async (_request, reply) => reply.type(JSON_TYPE).send(""),
+  );
   app.get(
     "/v1/decisions",
     {

@@ -54,6 +54,10 @@ export const crowdsecAlerts = pgTable("crowdsec_alerts", {
   alert: jsonb("alert").$type<Record<string, unknown>>().notNull(),
   eventIds: jsonb("event_ids").$type<string[]>().notNull(),
   proposal: jsonb("proposal").$type<Record<string, unknown> | null>(),
+  // 0009: idempotent pushes (see the migration)
+  alertKey: text("alert_key"),
+  eventsStored: boolean("events_stored").notNull(),
+  completedAt: ts("completed_at"),
 });
 
 export const crowdsecUsageMetrics = pgTable("crowdsec_usage_metrics", {

@@ -31,6 +31,16 @@ export const LAPI_ERRORS = {
   notFound: (message: string) => new LapiError(404, { message }),
 };
 
+/**
+ * A failed query's message and params carry what was being written (an agent's alert, an attacker's
+ * credentials in its events): log the driver's error, never the parameters.
+ */
+const loggable = (error: unknown): unknown => {
+  if (!(error instanceof Error) || !("params" in error)) return error;
+  const cause = error.cause as { message?: string; code?: string } | undefined;
+  return { type: error.name, message: cause?.message ?? "query failed", code: cause?.code, stack: error.stack?.split("\n").filter((l) => /^\s+at /.test(l)).slice(0, 8).join("\n") };
+};
+
 /** The /v1 error handler: CrowdSec-shaped bodies for everything, problem details folded into message. */
 export const sendLapiError = async (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
   if (error instanceof LapiError) return reply.code(error.httpStatus).type("application/json; charset=utf-8").send(JSON.stringify(error.body));
@@ -40,7 +50,7 @@ export const sendLapiError = async (error: unknown, request: FastifyRequest, rep
     return reply.code(400).type("application/json; charset=utf-8").send(JSON.stringify({ message: message || "invalid request" }));
   }
   const appError = error instanceof AppError ? error : toAppError(error);
-  if (appError.status >= 500) request.log.error({ err: error }, "request failed");
+  if (appError.status >= 500) request.log.error({ err: loggable(error) }, "request failed");
   if (appError.status === 429 && appError.extra.retry_after_seconds !== undefined) void reply.header("retry-after", String(appError.extra.retry_after_seconds));
   const body: Record<string, unknown> = { message: appError.message };
   if (appError.code === "FORBIDDEN") body.message = "access forbidden";

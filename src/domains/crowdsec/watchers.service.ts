@@ -6,7 +6,10 @@
 // by itself.
 import type { Database, Tx } from "../../db/client.ts";
 import { isUniqueViolation } from "../../db/errors.ts";
+import { sha256Hex } from "../../lib/crypto.ts";
+import { AppError } from "../../lib/errors.ts";
 import { uuidv7 } from "../../lib/ids.ts";
+import { canonicalize } from "../../lib/jcs.ts";
 import type { Clock } from "../../lib/time.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { PasswordHasher } from "../identity/passwords.ts";
@@ -40,7 +43,11 @@ export type SentinelPort = {
 };
 /** The action workflow, for unblock requests and for block requests while no sentinel exists. */
 export type ActionsPort = {
-  createRequest(actor: Actor, input: { action_type: string; payload: Record<string, unknown>; reason: string; dry_run: boolean }): Promise<{ id: string; status: string }>;
+  createRequest(
+    actor: Actor,
+    input: { action_type: string; payload: Record<string, unknown>; reason: string; dry_run: boolean },
+    options?: { openKey?: string },
+  ): Promise<{ id: string; status: string }>;
   getRequest(actor: Actor, id: string): Promise<{ status: string }>;
 };
 
@@ -48,6 +55,8 @@ const KNOWN_PASSWORD_MAX = 256;
 const WATCHER_CACHE_TTL_MS = 5_000;
 const HEARTBEAT_WRITE_MS = 10_000;
 const MAX_ALERTS_PER_PUSH = 500;
+/** DELETE /v1/decisions raises at most this many unblock requests per call. */
+export const MAX_UNBLOCKS_PER_CALL = 100;
 const OPEN_STATUSES = new Set(["pending", "approved"]);
 
 export type WatcherView = {
@@ -175,11 +184,25 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
     if (!watcher || !ok) throw LAPI_ERRORS.loginRefused("incorrect Username or Password");
     if (!watcher.validated) throw LAPI_ERRORS.loginRefused(`machine ${watcher.machineId} not validated`);
     const { token, expiresAt } = await tokens.issue({ watcherId: watcher.id, machineId: watcher.machineId, version: watcher.tokenVersion });
-    await repo.updateWatcher(watcher.id, {
-      lastLoginAt: clock.now(),
-      lastAddress: ctx.address,
-      ...agentOf(ctx.userAgent),
-      ...(Array.isArray(scenarios) ? { scenarios: scenarios.filter((s): s is string => typeof s === "string").slice(0, 1000) } : {}),
+    // A login rewrites the scenarios, agent and address the admin sees: audited, one entry per login.
+    await db.transaction(async (tx) => {
+      const updated = await repo.updateWatcher(
+        watcher.id,
+        {
+          lastLoginAt: clock.now(),
+          lastAddress: ctx.address,
+          ...agentOf(ctx.userAgent),
+          ...(Array.isArray(scenarios) ? { scenarios: scenarios.filter((s): s is string => typeof s === "string").slice(0, 1000) } : {}),
+        },
+        tx,
+      );
+      if (!updated) throw LAPI_ERRORS.loginRefused("incorrect Username or Password");
+      await audit.append(tx, watcherActor(updated, ctx.requestId), {
+        action: "crowdsec.watcher.login",
+        target: { type: "crowdsec_watcher", id: updated.id },
+        before: { agent_name: watcher.agentName, agent_version: watcher.agentVersion, scenarios: watcher.scenarios, last_address: watcher.lastAddress },
+        after: { agent_name: updated.agentName, agent_version: updated.agentVersion, scenarios: updated.scenarios, last_address: updated.lastAddress },
+      });
     });
     return { code: 200, expire: rfc3339(expiresAt), token };
   };
@@ -295,10 +318,88 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
       });
       return { via: "actions", action_request_id: req.id, status: req.status };
     } catch (error) {
-      // The policy may deny it, or the value trip a guardrail: recorded on the alert, not an error for the agent.
-      const e = error as { code?: string; message?: string };
-      return { via: "actions", action_request_id: null, refused: e.code ?? "ERROR", detail: String(e.message ?? error).slice(0, 500) };
+      // The policy may deny it, or the value trip a guardrail (a 4xx refusal): recorded on the alert,
+      // not an error for the agent. Anything else (a lost connection, a deadlock) fails the push so
+      // the agent resends it.
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+      return { via: "actions", action_request_id: null, refused: error.code, detail: error.message.slice(0, 500) };
     }
+  };
+
+  /**
+   * One alert, idempotently: the alert row is claimed by its key (a resend finds it), then its events
+   * are stored and its proposal raised, each step recorded on the row, and the row completed together
+   * with its audit entry. A step that fails with anything but a deliberate refusal fails the push
+   * (5xx, so the agent resends); the resend resumes at the first step not recorded as done.
+   */
+  const storeAlert = async (actor: Actor, w: WatcherRow, alert: Alert, raw: unknown, sensorId: string | undefined, now: Date, ctx: RequestContext): Promise<number> => {
+    const alertKey = sha256Hex(`${w.id}\n${canonicalize(raw)}`);
+    let row = await repo.alertByKey(alertKey);
+    if (!row) {
+      try {
+        row = await repo.insertAlert({
+          watcherId: w.id,
+          machineId: w.machineId,
+          receivedAt: now,
+          scenario: alert.scenario,
+          sourceScope: alert.source.scope,
+          sourceValue: sourceIpOf(alert) ?? sourceRangeOf(alert) ?? alert.source.value,
+          sourceIp: sourceIpOf(alert),
+          eventsCount: alert.events_count,
+          startAt: alert.start_at,
+          stopAt: alert.stop_at,
+          simulated: alert.simulated,
+          alert: alert as unknown as Record<string, unknown>,
+          eventIds: [],
+          proposal: null,
+          alertKey,
+          eventsStored: false,
+          completedAt: null,
+        });
+      } catch (error) {
+        // The same alert pushed concurrently: the other request stored it.
+        if (!isUniqueViolation(error)) throw error;
+        row = await repo.alertByKey(alertKey);
+        if (!row) throw error;
+      }
+    }
+    if (row.completedAt) return row.id;
+    let eventIds = row.eventIds;
+    if (!row.eventsStored) {
+      if (sensors && sensorId) {
+        const events = alertEvents(alert, JSON.stringify(raw), w.machineId, row.id, now);
+        if (events.length) {
+          try {
+            const results = await sensors.ingestNormalized(actor, sensorId, events);
+            eventIds = results.filter((x) => x.id !== undefined).map((x) => String(x.id));
+          } catch (error) {
+            // A deactivated sensor refuses events on purpose: the alert is still kept and proposed.
+            if (!(error instanceof AppError && error.code === "SENSOR_DEACTIVATED")) throw error;
+            log?.warn({ machine_id: w.machineId, code: error.code }, "the events of a CrowdSec alert were refused");
+          }
+        }
+      }
+      await repo.updateAlert(row.id, { eventIds, eventsStored: true });
+    }
+    const proposal = row.proposal ?? (await propose(alert, w, row.id, ctx.requestId));
+    // The proposal's outcome is recorded first on its own: if completing fails, a resend does not propose again.
+    if (!row.proposal) await repo.updateAlert(row.id, { proposal });
+    await db.transaction(async (tx) => {
+      await repo.updateAlert(row.id, { completedAt: clock.now() }, tx);
+      await audit.append(tx, watcherActor(w, ctx.requestId), {
+        action: "crowdsec.alert.received",
+        target: { type: "crowdsec_alert", id: String(row.id) },
+        details: {
+          machine_id: w.machineId,
+          scenario: alert.scenario,
+          source: { scope: alert.source.scope, value: row.sourceValue },
+          simulated: alert.simulated,
+          events_stored: eventIds.length,
+          proposal,
+        },
+      });
+    });
+    return row.id;
   };
 
   /** POST /v1/alerts: the ids (as strings) of the stored alerts, in order. */
@@ -314,42 +415,7 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
     const sensorId = await sensorFor(w, ctx.requestId);
     for (const [i, r] of read.entries()) {
       if (!r.ok) continue;
-      const alert = r.alert;
-      const rawText = JSON.stringify(body[i]);
-      const stored = await repo.insertAlert({
-        watcherId: w.id,
-        machineId: w.machineId,
-        receivedAt: now,
-        scenario: alert.scenario,
-        sourceScope: alert.source.scope,
-        sourceValue: sourceIpOf(alert) ?? sourceRangeOf(alert) ?? alert.source.value,
-        sourceIp: sourceIpOf(alert),
-        eventsCount: alert.events_count,
-        startAt: alert.start_at,
-        stopAt: alert.stop_at,
-        simulated: alert.simulated,
-        alert: alert as unknown as Record<string, unknown>,
-        eventIds: [],
-        proposal: null,
-      });
-      let eventIds: string[] = [];
-      if (sensors && sensorId) {
-        const events = alertEvents(alert, rawText, w.machineId, stored.id, now);
-        if (events.length) {
-          // A deactivated sensor refuses events: the alert is still kept and proposed.
-          const results = await sensors.ingestNormalized(actor, sensorId, events).catch((err: unknown) => {
-            log?.warn({ err, machine_id: w.machineId }, "the events of a CrowdSec alert were not stored");
-            return [];
-          });
-          eventIds = results.filter((x) => x.id !== undefined).map((x) => String(x.id));
-        }
-      }
-      const proposal = await propose(alert, w, stored.id, ctx.requestId).catch((err: unknown) => {
-        log?.error({ err }, "raising a block proposal for a CrowdSec alert failed");
-        return { error: "proposal failed; see the server log" };
-      });
-      await repo.updateAlert(stored.id, { eventIds, proposal });
-      ids.push(String(stored.id));
+      ids.push(String(await storeAlert(actor, w, r.alert, body[i], sensorId, now, ctx)));
     }
     const updated = await repo.updateWatcher(w.id, { lastPushAt: now, lastAddress: ctx.address });
     if (updated) cache.set(w.id, { row: updated, at: Date.now() });
@@ -386,27 +452,48 @@ export const watchersService = ({ db, repo, audit, clock, passwords, tokens, bou
 
   /**
    * DELETE /v1/decisions and /v1/decisions/{id}: raises an unblock request for each matching live
-   * decision (the policy decides; an ALLOWed, auto-executed one is deleted at once). nbDeleted counts
-   * the decisions that are gone when the answer is sent.
+   * decision (the policy decides; an ALLOWed, auto-executed one is deleted at once). A filter is
+   * required (a bare DELETE would turn every live decision into a request), at most
+   * MAX_UNBLOCKS_PER_CALL are raised per call, and each holds the open key
+   * unblock_entity:<type>:<value>, so a repeated call finds the open request instead of stacking
+   * another. nbDeleted (CrowdSec's field) counts the decisions gone when the answer is sent;
+   * nbRequested the unblock requests now open or executed for the matches handled, nbMatched and
+   * truncated tell whether more matched than one call handles.
    */
   const deleteDecisions = async (actor: Actor, q: LookupQuery & { scenario?: string | undefined; id?: number | undefined }, ctx: RequestContext) => {
     const w = await watcherOf(actor);
+    const has = (v: string | undefined) => v !== undefined && v !== "";
+    if (q.id === undefined && !has(q.ip) && !has(q.range) && !has(q.value) && !has(q.scenario))
+      throw LAPI_ERRORS.badRequest("a filter is required: ip, range, value (with scope) or scenario; to delete one decision use DELETE /v1/decisions/{decision_id}");
     if (!actions) return { nbDeleted: "0" };
     let found = q.id !== undefined ? await bouncers.findDecisions({ decisionId: q.id }) : await bouncers.findDecisions(q);
     if (q.scenario) found = found.filter((d) => d.scenario === q.scenario);
     let deleted = 0;
-    for (const d of found.slice(0, 1000)) {
-      const req = await actions
-        .createRequest(crowdsecActor(ctx.requestId), {
-          action_type: "unblock_entity",
-          payload: { entity_type: d.scope === "Ip" ? "ip" : "cidr", value: d.value },
-          reason: `crowdsec/${w.machineId}: asked to delete decision ${d.id} (${d.scenario})`,
-          dry_run: true,
-        })
-        .catch(() => undefined);
-      if (req?.status === "executed") deleted++;
+    let requested = 0;
+    const handled = found.slice(0, MAX_UNBLOCKS_PER_CALL);
+    for (const d of handled) {
+      const entityType = d.scope === "Ip" ? "ip" : "cidr";
+      try {
+        const req = await actions.createRequest(
+          crowdsecActor(ctx.requestId),
+          {
+            action_type: "unblock_entity",
+            payload: { entity_type: entityType, value: d.value },
+            reason: `crowdsec/${w.machineId}: asked to delete decision ${d.id} (${d.scenario})`,
+            dry_run: true,
+          },
+          { openKey: `unblock_entity:${entityType}:${d.value}` },
+        );
+        requested++;
+        if (req.status === "executed") deleted++;
+      } catch (error) {
+        // Already open (a repeat), denied by the policy, refused by a guardrail: nothing new to raise.
+        // Anything else fails the call so the agent retries.
+        if (!(error instanceof AppError) || error.status >= 500) throw error;
+        if (error.code === "ACTION_ALREADY_OPEN") requested++;
+      }
     }
-    return { nbDeleted: String(deleted) };
+    return { nbDeleted: String(deleted), nbRequested: String(requested), nbMatched: String(found.length), truncated: found.length > handled.length };
   };
 
   // ---- admin ----
