@@ -202,12 +202,11 @@ declare module "fastify" {
   }
 }
 
-export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> => {
-  const { config, db } = options;
-  const clock = options.clock ?? systemClock;
+/** A fastify instance with the server's options (the main listener and the CrowdSec listener share them). */
+const newFastify = (config: Config, options: { logger: boolean; logStream?: NodeJS.WritableStream | undefined; https?: { cert: Buffer; key: Buffer } | undefined }) => {
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
-    logger: options.logger === false ? false : loggerOptions(config, options.logStream),
+    logger: options.logger ? loggerOptions(config, options.logStream) : false,
     logController: new LogController({ disableRequestLogging: !config.log.requests }),
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
@@ -226,6 +225,13 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
   app.removeContentTypeParser("text/plain");
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  return app;
+};
+
+export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> => {
+  const { config, db } = options;
+  const clock = options.clock ?? systemClock;
+  const app = newFastify(config, { ...options, logger: options.logger !== false });
 
   const services = buildServices(config, db, clock, app.log);
   app.decorate("services", services);
@@ -438,25 +444,7 @@ export const buildApp = async (options: BuildOptions): Promise<FastifyInstance> 
  * error handling. server.ts starts it after the main listener and closes it first.
  */
 export const buildLapiApp = async (main: FastifyInstance, config: Config, options: { https?: { cert: Buffer; key: Buffer }; logStream?: NodeJS.WritableStream } = {}): Promise<FastifyInstance> => {
-  const lapi = Fastify({
-    ...(options.https ? { https: options.https } : {}),
-    logger: loggerOptions(config, options.logStream),
-    logController: new LogController({ disableRequestLogging: !config.log.requests }),
-    bodyLimit: config.http.bodyLimitBytes,
-    trustProxy: config.http.trustProxy,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
-    frameworkErrors: (error, request, reply) => {
-      void sendProblem(request, reply, toAppError(error));
-    },
-    requestIdHeader: false,
-    genReqId: (req) => {
-      const incoming = req.headers["x-request-id"];
-      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
-  });
-  lapi.removeContentTypeParser("text/plain");
-  lapi.setValidatorCompiler(validatorCompiler);
-  lapi.setSerializerCompiler(serializerCompiler);
+  const lapi = newFastify(config, { ...options, logger: true });
   lapi.decorate("services", main.services);
   const routeTable: RouteEntry[] = [];
   lapi.decorate("routeTable", routeTable);

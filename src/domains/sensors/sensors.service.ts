@@ -204,24 +204,26 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     return row;
   };
 
+  const newInstanceRow = (input: { name: string; honeypot_type: string; location?: string | undefined; metadata?: Record<string, unknown> | undefined }, actor: Actor, now: Date): InstanceRow => ({
+    id: uuidv7(),
+    name: input.name,
+    honeypotType: input.honeypot_type,
+    location: input.location ?? "",
+    metadata: input.metadata ?? {},
+    active: true,
+    createdAt: now,
+    createdBy: actorName(actor),
+    updatedAt: now,
+    deactivatedAt: null,
+    deactivatedBy: null,
+    lastEventAt: null,
+  });
+
   const createInstance = async (actor: Actor, input: CreateInstanceInput): Promise<Instance & { api_key: string }> => {
     requirePermission(actor, "sensors:manage");
     const now = clock.now();
     const key = generateSensorKey();
-    const row: InstanceRow = {
-      id: uuidv7(),
-      name: input.name,
-      honeypotType: input.honeypot_type,
-      location: input.location ?? "",
-      metadata: input.metadata ?? {},
-      active: true,
-      createdAt: now,
-      createdBy: actorName(actor),
-      updatedAt: now,
-      deactivatedAt: null,
-      deactivatedBy: null,
-      lastEventAt: null,
-    };
+    const row = newInstanceRow(input, actor, now);
     const { inserted, keyRow } = await db
       .transaction(async (tx) => {
         const inserted = await repo.insertInstanceIfAbsent(row, tx);
@@ -254,20 +256,7 @@ export const sensorsService = ({ db, repo, audit, clock, vault, settings, change
     const existing = await repo.getInstanceByName(input.name);
     if (existing) return { id: existing.id, name: existing.name };
     const now = clock.now();
-    const row: InstanceRow = {
-      id: uuidv7(),
-      name: input.name,
-      honeypotType: input.honeypot_type,
-      location: input.location ?? "",
-      metadata: input.metadata ?? {},
-      active: true,
-      createdAt: now,
-      createdBy: actorName(actor),
-      updatedAt: now,
-      deactivatedAt: null,
-      deactivatedBy: null,
-      lastEventAt: null,
-    };
+    const row = newInstanceRow(input, actor, now);
     const inserted = await db.transaction(async (tx) => {
       const created = await repo.insertInstanceIfAbsent(row, tx);
       if (created)
