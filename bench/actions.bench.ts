@@ -3,9 +3,8 @@
 // through the app, one at a time (latency) and eight in flight (throughput). Reference: a bare
 // INSERT of the same request row in the same run, i.e. what the database alone costs per request.
 import { pathToFileURL } from "node:url";
-import { generateKeyPairSync } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import { loadConfig } from "../src/config/index.ts";
+import { benchConfig } from "./config.ts";
 import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { buildApp } from "../src/app/build.ts";
@@ -57,12 +56,7 @@ export async function runActionsBench(): Promise<BenchRow[]> {
     return undefined;
   });
   if (!scratch) return [];
-  const pem = () => generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  const config = loadConfig({
-    flags: { "log.level": "silent", "signing.privateKey": pem(), "auth.jwtPrivateKey": pem(), "rateLimit.enabled": false, "audit.origin": "bench.portcullis/audit" },
-    env: {},
-    cwd: process.cwd(),
-  }).config;
+  const config = benchConfig();
   const db = await openDatabase({ databaseUrl: scratch.url, poolSize: 10 });
   let app: FastifyInstance | undefined;
   try {

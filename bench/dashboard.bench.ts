@@ -4,9 +4,9 @@
 // measures GET /security/dashboard over real HTTP, one request at a time. References in the same
 // run: GET /healthz over the same HTTP path, and the dashboard's own SQL sent directly.
 // BENCH_DASHBOARD_EVENTS sets the number of events (default 10,000,000); BENCH_DATABASE_URL the server.
-import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import { loadConfig } from "../src/config/index.ts";
+import { benchConfig } from "./config.ts";
 import { openDatabase, type Database } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { buildApp } from "../src/app/build.ts";
@@ -93,12 +93,7 @@ export async function runDashboardBench(): Promise<BenchRow[]> {
     return undefined;
   });
   if (!scratch) return [];
-  const pem = () => generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  const config = loadConfig({
-    flags: { "log.level": "silent", "signing.privateKey": pem(), "auth.jwtPrivateKey": pem(), "rateLimit.enabled": false, "audit.origin": "bench.portcullis/audit" },
-    env: {},
-    cwd: process.cwd(),
-  }).config;
+  const config = benchConfig();
   const db = await openDatabase({ databaseUrl: scratch.url, poolSize: 10 });
   let app: FastifyInstance | undefined;
   try {
