@@ -14,7 +14,7 @@ import autocannon from "autocannon";
 import { parse, stringify } from "yaml";
 import { openDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
-import type { BenchRow } from "./table.ts";
+import { autocannonRow, type BenchRow } from "./table.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const PEER_CACHE = process.env.PORTCULLIS_PEER_CACHE ?? join(homedir(), ".cache", "portcullis-peers");
@@ -212,14 +212,7 @@ export async function runCrowdsecBench(): Promise<BenchRow[]> {
     if (csLookups.non2xx || ourLookups.non2xx) throw new Error(`non-2xx answers: crowdsec ${csLookups.non2xx}, portcullis ${ourLookups.non2xx}`);
     const ourMiss = await load(`${ourUrl}/v1/decisions?ip=8.8.4.4`, { "x-api-key": ourKey }, DURATION_S);
 
-    const lookupRow = (operation: string, r: autocannon.Result, reference?: { name: string; rps: number }): BenchRow => ({
-      operation,
-      n: r.requests.total,
-      opsPerSec: r.requests.average,
-      p50Ns: r.latency.p50 > 0 ? r.latency.p50 * 1e6 : Number.NaN,
-      p99Ns: r.latency.p99 > 0 ? r.latency.p99 * 1e6 : Number.NaN,
-      ...(reference ? { reference: reference.name, ratio: r.requests.average / reference.rps } : {}),
-    });
+    const lookupRow = autocannonRow;
     const csLookupRef = { name: "crowdsec 1.4.6 lookup", rps: csLookups.requests.average };
     const startupRow = (operation: string, s: { times: number[] }, reference?: { name: string; median: number }): BenchRow => {
       const median = s.times[Math.floor(s.times.length / 2)]!;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import autocannon from "autocannon";
-import type { BenchRow } from "./table.ts";
+import { autocannonRow, type BenchRow } from "./table.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const TOKEN = "pc_bench-admin-token-0123456789abcdefghijklmn";
@@ -39,15 +39,7 @@ const load = (url: string, headers: Record<string, string> = {}, duration = DURA
   });
 const WARMUP_S = 3;
 
-const row = (operation: string, r: autocannon.Result, reference?: { name: string; rps: number }): BenchRow => ({
-  operation,
-  n: r.requests.total,
-  opsPerSec: r.requests.average,
-  // autocannon measures latency in whole milliseconds: 0 means "under 1 ms", shown as "-".
-  p50Ns: r.latency.p50 > 0 ? r.latency.p50 * 1e6 : Number.NaN,
-  p99Ns: r.latency.p99 > 0 ? r.latency.p99 * 1e6 : Number.NaN,
-  ...(reference ? { reference: reference.name, ratio: r.requests.average / reference.rps } : {}),
-});
+const row = autocannonRow;
 
 export async function runHttpBench(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];

@@ -13,6 +13,21 @@ export type BenchRow = {
   ratio?: number;
 };
 
+/** A row from an autocannon run (HTTP load), with its ratio to a reference run's requests/s. */
+export const autocannonRow = (
+  operation: string,
+  r: { requests: { total: number; average: number }; latency: { p50: number; p99: number } },
+  reference?: { name: string; rps: number },
+): BenchRow => ({
+  operation,
+  n: r.requests.total,
+  opsPerSec: r.requests.average,
+  // autocannon measures latency in whole milliseconds: 0 means "under 1 ms", shown as "-".
+  p50Ns: r.latency.p50 > 0 ? r.latency.p50 * 1e6 : Number.NaN,
+  p99Ns: r.latency.p99 > 0 ? r.latency.p99 * 1e6 : Number.NaN,
+  ...(reference ? { reference: reference.name, ratio: r.requests.average / reference.rps } : {}),
+});
+
 export type Measurement = { p50Ns: number; p99Ns: number; meanNs: number; opsPerSec: number };
 
 // Results feed this so the JIT cannot prove a measured call useless and drop it.

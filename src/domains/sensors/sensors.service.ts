@@ -22,10 +22,10 @@ import {
   splitBatch,
   splitConcatenated,
   type AdapterResult,
-  type CredentialVault,
   type EventType,
   type NormalizedEvent,
-} from "./formats.ts";
+} from "./adapters/index.ts";
+import type { CredentialVault } from "./credentials.ts";
 import type { EventInsert, EventRow, InstanceRow, KeyRow, SensorsRepo } from "./sensors.repo.ts";
 import type { CreateInstanceInput, EventItem, Instance, ItemResult, ListEventsQuery, ListInstancesQuery } from "./sensors.schemas.ts";
 
